@@ -4,12 +4,17 @@
 #   PLAINTEXT      127.0.0.1:9092
 #   SASL_SSL       127.0.0.1:9093  SCRAM-SHA-256 and SCRAM-SHA-512, CA at .cache/kafka/tls/ca.crt
 #   CONTROLLER     127.0.0.1:9094
+# PSTT_KAFKA_PORT moves all three (port, port+1, port+2) and PSTT_KAFKA_HOME the broker's files, so tests that
+# stop or restart a broker run their own instead of the shared one; the jars are always the shared cache.
 # Usage: scripts/kafka.sh install|start|stop|status|reset
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HOME_DIR=${PSTT_KAFKA_HOME:-$ROOT/.cache/kafka}
-LIB=$HOME_DIR/lib
+LIB=$ROOT/.cache/kafka/lib
+PORT=${PSTT_KAFKA_PORT:-9092}
+SASL_PORT=$((PORT + 1))
+CONTROLLER_PORT=$((PORT + 2))
 DATA=$HOME_DIR/data
 TLS=$HOME_DIR/tls
 PIDFILE=$HOME_DIR/broker.pid
@@ -55,9 +60,9 @@ write_config() {
   cat >"$HOME_DIR/server.properties" <<CFG
 process.roles=broker,controller
 node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:9094
-listeners=PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094
-advertised.listeners=PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9093
+controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_SSL://127.0.0.1:$SASL_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_SSL://127.0.0.1:$SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
@@ -109,12 +114,12 @@ format_storage() {
 }
 
 start() {
-  if running && port_open 9092; then
+  if running && port_open "$PORT"; then
     echo "kafka: already running (pid $(cat "$PIDFILE"))"
     return
   fi
-  if port_open 9092; then
-    echo "kafka: something else listens on 127.0.0.1:9092; not starting a second broker" >&2
+  if port_open "$PORT"; then
+    echo "kafka: something else listens on 127.0.0.1:$PORT; not starting a second broker" >&2
     return 1
   fi
   install
@@ -127,8 +132,8 @@ start() {
     kafka.Kafka "$HOME_DIR/server.properties" >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 120); do
-    if port_open 9092 && port_open 9093 && grep -q "Kafka Server started" "$LOG" 2>/dev/null; then
-      echo "kafka: started on 127.0.0.1:9092 (SASL_SSL 9093), pid $(cat "$PIDFILE")"
+    if port_open "$PORT" && port_open "$SASL_PORT" && grep -q "Kafka Server started" "$LOG" 2>/dev/null; then
+      echo "kafka: started on 127.0.0.1:$PORT (SASL_SSL $SASL_PORT), pid $(cat "$PIDFILE")"
       return
     fi
     if ! running; then
@@ -161,8 +166,8 @@ stop() {
 }
 
 status() {
-  if running && port_open 9092; then
-    echo "kafka: running (pid $(cat "$PIDFILE")) on 127.0.0.1:9092"
+  if running && port_open "$PORT"; then
+    echo "kafka: running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"
   else
     echo "kafka: not running"
     return 1

@@ -172,3 +172,35 @@ def pg_conn(postgres: dict) -> Iterator:
     conn = psycopg.connect(**postgres, autocommit=True)
     yield conn
     conn.close()
+
+
+class PrivateBroker:
+    """A broker of one test's own (ports base..base+2, files in a temp dir) that the test may stop and restart."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home = home
+        self.port = port
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.sasl_bootstrap = f"127.0.0.1:{port + 1}"
+        self.ca_file = home / "tls" / "ca.crt"
+
+    def _script(self, action: str) -> None:
+        env = {**os.environ, "PSTT_KAFKA_HOME": str(self.home), "PSTT_KAFKA_PORT": str(self.port)}
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), action], check=True, cwd=ROOT, env=env)
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+
+@pytest.fixture
+def private_broker(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[PrivateBroker]:
+    """A started private broker on 127.0.0.1:19092 (SASL_SSL 19093), stopped after the test."""
+    broker = PrivateBroker(tmp_path_factory.mktemp("broker"), 19092)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
