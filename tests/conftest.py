@@ -195,10 +195,31 @@ class PrivateBroker:
         self._script("stop")
 
 
+def _free_port_triple() -> int:
+    import random
+    import socket
+
+    for _ in range(100):
+        base = random.randrange(20_000, 40_000)
+        try:
+            sockets = []
+            for port in range(base, base + 3):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no three consecutive free ports for a private broker")
+
+
 @pytest.fixture
 def private_broker(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[PrivateBroker]:
-    """A started private broker on 127.0.0.1:19092 (SASL_SSL 19093), stopped after the test."""
-    broker = PrivateBroker(tmp_path_factory.mktemp("broker"), 19092)
+    """A started private broker on three free ports (PLAINTEXT, SASL_SSL, controller), stopped after the test."""
+    broker = PrivateBroker(tmp_path_factory.mktemp("broker"), _free_port_triple())
     broker.start()
     try:
         yield broker
