@@ -5,25 +5,49 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from pstt_provider.delivery import BulkSender
 
 SAFE_PRODUCER_DEFAULTS: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
     "linger.ms": 20,
     "compression.type": "lz4",
+    "message.timeout.ms": 120_000,
 }
+"""
+``message.timeout.ms`` bounds how long a message may wait for its acknowledgement (retries included):
+with the broker gone, every pending message fails after at most this long, so a run never hangs.
+"""
+
+DEFAULT_METADATA_TIMEOUT_S = 30.0
+
+
+class BrokerUnreachableError(ConnectionError):
+    """No broker of the Kafka connection answered a metadata request in time."""
+
+
+class TopicUnavailableError(RuntimeError):
+    """The broker answered but the topic does not exist (and is not auto-created) or is not authorised."""
+
+
+def kafka_reason(err: KafkaException) -> str:
+    reason = err.args[0] if err.args else err
+    return reason.str() if isinstance(reason, KafkaError) else str(reason)
 
 
 class PsttKafkaHook(KafkaBaseHook):
     """
-    Turns an Airflow ``kafka`` connection (extra = librdkafka config dict) into a producer.
+    Turns an Airflow Kafka connection (extra = librdkafka config dict) into a producer.
 
-    Defaults never lose data silently: every message is acknowledged by all in-sync replicas and the
-    producer is idempotent. The connection's extra overrides the defaults; per-operator overrides win last.
+    Any connection in the official provider's format works, whatever its type. Defaults never lose data
+    silently: every message is acknowledged by all in-sync replicas and the producer is idempotent. The
+    connection's extra overrides the defaults; per-operator overrides win last.
     """
 
-    hook_name = "PSTT Kafka"
+    conn_type = "pstt_kafka"
+    hook_name = "PSTT Kafka producer"
 
     def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
@@ -33,3 +57,36 @@ class PsttKafkaHook(KafkaBaseHook):
 
     def get_producer(self, overrides: dict[str, Any] | None = None) -> Producer:
         return Producer(self.producer_config(overrides))
+
+    def bulk_sender(
+        self, producer: Producer, topic: str, *, dead_letter_topic: str | None = None, transactional: bool = False
+    ) -> BulkSender:
+        return BulkSender(producer, topic, dead_letter_topic=dead_letter_topic, transactional=transactional)
+
+    @staticmethod
+    def check_reachable(producer: Producer, topic: str, timeout_s: float = DEFAULT_METADATA_TIMEOUT_S) -> None:
+        """Fail fast, before any row is read, when no broker answers or the topic cannot be written."""
+        try:
+            metadata = producer.list_topics(topic=topic, timeout=timeout_s)
+        except KafkaException as err:
+            raise BrokerUnreachableError(
+                f"no Kafka broker answered within {timeout_s:.0f} s ({kafka_reason(err)}); "
+                "check bootstrap.servers and that the broker is running"
+            ) from err
+        topic_metadata = metadata.topics.get(topic)
+        error = topic_metadata.error if topic_metadata is not None else None
+        if error is not None and error.code() in (
+            KafkaError.UNKNOWN_TOPIC_OR_PART,
+            KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            KafkaError.TOPIC_EXCEPTION,
+        ):
+            raise TopicUnavailableError(f"cannot produce to topic {topic!r}: {error.str()}")
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's connection-test button: a metadata round trip with the producer's own configuration."""
+        try:
+            metadata = self.get_producer().list_topics(timeout=10)
+        except Exception as err:
+            return False, str(err)
+        brokers = ", ".join(sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values()))
+        return True, f"Connected: {len(metadata.brokers)} broker(s) ({brokers}), {len(metadata.topics)} topic(s)."

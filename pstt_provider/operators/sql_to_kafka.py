@@ -1,0 +1,406 @@
+"""
+SqlToKafkaOperator: one query, every row one Kafka message, an exact delivery account.
+
+Failure behaviour (each case has a test):
+
+- key column absent from the result: fails before anything is produced, naming the column and the columns
+  present. The key is matched exactly, else case-insensitively when that is unambiguous (Oracle returns
+  upper-case names).
+- NULL key: ``null_key="fail"`` (default) fails with the row number; ``"null"`` sends the message with a
+  null key; ``"skip"`` drops the row and counts it in ``messages_skipped``.
+- any message not acknowledged: the task fails with the counts and the first errors, never succeeds.
+- a row too large for the producer or the topic: fails naming the row's key and size, unless
+  ``dead_letter_topic`` is set; then the row goes there with the error in its headers (``pstt-error``,
+  ``pstt-source-topic``, ``pstt-value-bytes``) and is counted in ``messages_dead_lettered``.
+- broker unreachable: a metadata request at start fails within ``metadata_timeout_s`` (30 s) before the
+  query runs; if the broker goes away mid-run every pending message fails after ``message.timeout.ms``
+  (120 s by default) and the final flush gives up ``flush_grace_s`` (30 s) after that, so a run never hangs.
+- SQL error: fails with the query file name and the database's message.
+
+``delivery="exactly_once"`` wraps the run in a Kafka transaction whose ``transactional.id`` is stable per
+dag_id/task_id/run_id/map_index (see ``pstt_provider.transactions``): a retry fences the previous attempt,
+and a run that already committed publishes nothing again unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from airflow.sdk import BaseHook, BaseOperator
+from confluent_kafka import KafkaException, Producer
+
+from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog, result_counts
+from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, PsttKafkaHook
+from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
+from pstt_provider.serialization import RowEncoder, build_metadata, key_text
+from pstt_provider.streaming import paramstyle_of, stream_query
+from pstt_provider.transactions import (
+    DEFAULT_MARKER_TOPIC,
+    DEFAULT_TRANSACTION_TIMEOUT_MS,
+    TransactionClock,
+    ensure_marker_topic,
+    find_marker,
+    produce_marker,
+    transactional_id,
+)
+
+Delivery = Literal["at_least_once", "exactly_once"]
+NullKeyPolicy = Literal["fail", "null", "skip"]
+DELIVERY_MODES: tuple[str, ...] = ("at_least_once", "exactly_once")
+NULL_KEY_POLICIES: tuple[str, ...] = ("fail", "null", "skip")
+DEFAULT_BATCH_SIZE = 5000
+XCOM_KEY = "pstt_delivery"
+MAX_ERRORS_REPORTED = 5
+
+
+class MessageKeyError(ValueError):
+    """The message key column is missing from the result, or a row has a NULL key under the 'fail' policy."""
+
+
+class QueryParameterError(ValueError):
+    """A query parameter is unknown, missing, or the query is given twice or not at all."""
+
+
+@dataclass
+class _RunState:
+    """What the run has done so far: the failure path reports it as faithfully as the success path."""
+
+    rows: int = 0
+    skipped: int = 0
+    sender: BulkSender | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SqlToKafkaOperator(BaseOperator):
+    """
+    Runs ``sql`` (or the query file ``sql_file``) on the DB connection ``conn_id`` and publishes each row
+    to ``topic`` on the Kafka connection ``kafka_config_id``, keyed by the column ``message_key_field``.
+
+    Works with any common.sql ``DbApiHook``: PostgreSQL streams through a server-side cursor, Oracle
+    through tuned ``arraysize``/``prefetchrows``, anything else through ``fetchmany(batch_size)``.
+    Query parameters are always bind variables in the driver's paramstyle.
+
+    Returns (and pushes under the XCom key ``pstt_delivery``, also on failure) the delivery result:
+    rows, messages_sent/failed/skipped/dead_lettered, bytes, latency, duration, state and first errors.
+    """
+
+    template_fields: Sequence[str] = ("sql", "parameters", "topic")
+    template_ext: Sequence[str] = ()
+    ui_color = "#e8f1fb"
+    default_conn_id: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        message_key_field: str,
+        conn_id: str | None = None,
+        sql: str | None = None,
+        sql_file: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        include_metadata: bool = True,
+        kafka_config_id: str = "kafka_default",
+        delivery: Delivery = "at_least_once",
+        producer_config: Mapping[str, Any] | None = None,
+        null_key: NullKeyPolicy = "fail",
+        dead_letter_topic: str | None = None,
+        force: bool = False,
+        run_marker_topic: str = DEFAULT_MARKER_TOPIC,
+        metadata_timeout_s: float = DEFAULT_METADATA_TIMEOUT_S,
+        flush_grace_s: float = 30.0,
+        progress_interval_s: float = 10.0,
+        prefetch_rows: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        conn_id = conn_id or self.default_conn_id
+        if not conn_id:
+            raise ValueError(f"{self.task_id}: conn_id (the source database connection) is required")
+        if (sql is None) == (sql_file is None):
+            raise QueryParameterError(f"{self.task_id}: give exactly one of sql or sql_file")
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"{self.task_id}: delivery must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}")
+        if null_key not in NULL_KEY_POLICIES:
+            raise ValueError(
+                f"{self.task_id}: null_key must be one of {', '.join(NULL_KEY_POLICIES)}, not {null_key!r}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"{self.task_id}: batch_size must be at least 1, not {batch_size}")
+        self.conn_id = conn_id
+        self.topic = topic
+        self.message_key_field = message_key_field
+        self.sql = sql
+        self.sql_file = sql_file
+        self.parameters = dict(parameters or {})
+        self.batch_size = batch_size
+        self.include_metadata = include_metadata
+        self.kafka_config_id = kafka_config_id
+        self.delivery = delivery
+        self.producer_config = dict(producer_config or {})
+        self.null_key = null_key
+        self.dead_letter_topic = dead_letter_topic
+        self.force = force
+        self.run_marker_topic = run_marker_topic
+        self.metadata_timeout_s = metadata_timeout_s
+        self.flush_grace_s = flush_grace_s
+        self.progress_interval_s = progress_interval_s
+        self.prefetch_rows = prefetch_rows
+
+    # ----------------------------------------------------------------- query
+
+    @property
+    def query_name(self) -> str:
+        return Path(self.sql_file).name if self.sql_file else "<inline sql>"
+
+    def _query(self) -> QueryFile:
+        if self.sql_file:
+            return parse_query_file(self.sql_file)
+        assert self.sql is not None
+        return parse_query_text(self.sql, source=self.query_name)
+
+    def _bind_values(self, query: QueryFile) -> dict[str, Any]:
+        """Query-file defaults, overridden by ``parameters`` (names matched case-insensitively)."""
+        by_upper = {name.upper(): name for name in query.params}
+        for name in query.references:
+            by_upper.setdefault(name.upper(), name)
+        values = {name: param.default for name, param in query.params.items() if param.default is not None}
+        unknown = [name for name in self.parameters if name.upper() not in by_upper]
+        if unknown:
+            raise QueryParameterError(
+                f"{query.source}: parameter(s) {', '.join(unknown)} not used by the query "
+                f"(it knows: {', '.join(by_upper.values()) or 'none'})"
+            )
+        for name, value in self.parameters.items():
+            values[by_upper[name.upper()]] = value
+        missing = [
+            name
+            for name in dict.fromkeys([*query.references, *(n for n, p in query.params.items() if p.required)])
+            if values.get(name) in (None, "")
+        ]
+        if missing:
+            raise QueryParameterError(f"{query.source}: no value for required parameter(s) {', '.join(missing)}")
+        return values
+
+    # ------------------------------------------------------------- execution
+
+    def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        ti = context["ti"]
+        started_at = dt.datetime.now(dt.UTC)
+        started = time.monotonic()
+        state = _RunState()
+        try:
+            self._publish(context, state, started_at)
+        except Exception as err:
+            result = self._result(ti, state, started_at, started, "failed", f"{type(err).__name__}: {err}")
+            ti.xcom_push(key=XCOM_KEY, value=result)
+            raise
+        result = self._result(ti, state, started_at, started, "success", None)
+        ti.xcom_push(key=XCOM_KEY, value=result)
+        self.log.info(
+            "Published %d of %d rows to %s in %.1f s (%d skipped, %d dead-lettered), latency p99 %.1f ms",
+            result["messages_sent"],
+            result["rows"],
+            self.topic,
+            result["duration_s"],
+            result["messages_skipped"],
+            result["messages_dead_lettered"],
+            result["latency_ms"]["p99"],
+        )
+        return result
+
+    def _result(
+        self,
+        ti: Any,
+        state: _RunState,
+        started_at: dt.datetime,
+        started: float,
+        outcome: str,
+        error: str | None,
+    ) -> dict[str, Any]:
+        tracker = state.sender.tracker if state.sender is not None else DeliveryTracker()
+        counts = result_counts(tracker)
+        errors = list(tracker.errors)
+        if error and error not in errors:
+            errors.insert(0, error)
+        return {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "try_number": ti.try_number,
+            "topic": self.topic,
+            "delivery": self.delivery,
+            "rows": state.rows,
+            **counts,
+            "messages_skipped": state.skipped,
+            "duration_s": round(time.monotonic() - started, 3),
+            "started_at": started_at.isoformat(),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+            "state": outcome,
+            "errors": errors[:MAX_ERRORS_REPORTED],
+            **state.extra,
+        }
+
+    def _publish(self, context: Mapping[str, Any], state: _RunState, started_at: dt.datetime) -> None:
+        ti = context["ti"]
+        query = self._query()
+        values = self._bind_values(query)
+        kafka = PsttKafkaHook(self.kafka_config_id)
+        overrides = dict(self.producer_config)
+        exactly_once = self.delivery == "exactly_once"
+        txn_id = transactional_id(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+        if exactly_once:
+            overrides.setdefault("transactional.id", txn_id)
+            overrides.setdefault("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS)
+        producer = kafka.get_producer(overrides)
+        kafka.check_reachable(producer, self.topic, self.metadata_timeout_s)
+        if self.dead_letter_topic:
+            kafka.check_reachable(producer, self.dead_letter_topic, self.metadata_timeout_s)
+
+        clock: TransactionClock | None = None
+        marker_partitions = 0
+        if exactly_once:
+            connection_config = kafka._build_config()
+            producer.init_transactions(self.metadata_timeout_s)
+            marker_partitions = ensure_marker_topic(connection_config, self.run_marker_topic, self.metadata_timeout_s)
+            marker = find_marker(
+                connection_config, self.run_marker_topic, marker_partitions, txn_id, self.metadata_timeout_s
+            )
+            if marker is not None and not self.force:
+                self.log.warning(
+                    "Run %s already published %s rows to %s at %s (exactly_once marker in %s); publishing nothing. "
+                    "Set force=True to publish again.",
+                    ti.run_id,
+                    marker.get("rows"),
+                    marker.get("topic"),
+                    marker.get("committed_at"),
+                    self.run_marker_topic,
+                )
+                state.extra["already_published"] = marker
+                return
+            producer.begin_transaction()
+            clock = TransactionClock(int(kafka.producer_config(overrides)["transaction.timeout.ms"]))
+
+        sender = kafka.bulk_sender(
+            producer, self.topic, dead_letter_topic=self.dead_letter_topic, transactional=exactly_once
+        )
+        state.sender = sender
+        try:
+            self._stream_rows(query, values, ti, started_at, sender, state, clock)
+            flush_timeout_s = (
+                float(kafka.producer_config(overrides).get("message.timeout.ms", 300_000)) / 1000 + self.flush_grace_s
+            )
+            sender.finish(flush_timeout_s)
+            sender.raise_for_failures()
+            if exactly_once:
+                assert clock is not None
+                clock.check(state.rows)
+                produce_marker(
+                    producer,
+                    self.run_marker_topic,
+                    marker_partitions,
+                    txn_id,
+                    {
+                        "dag_id": ti.dag_id,
+                        "task_id": ti.task_id,
+                        "run_id": ti.run_id,
+                        "map_index": getattr(ti, "map_index", -1),
+                        "try_number": ti.try_number,
+                        "topic": self.topic,
+                        "rows": state.rows,
+                        "messages": sender.tracker.acked,
+                        "committed_at": dt.datetime.now(dt.UTC).isoformat(),
+                    },
+                )
+                producer.commit_transaction(flush_timeout_s)
+        except BaseException:
+            if exactly_once:
+                self._abort(producer)
+            raise
+
+    def _abort(self, producer: Producer) -> None:
+        try:
+            producer.abort_transaction(self.metadata_timeout_s)
+        except KafkaException as err:
+            # The next attempt's init_transactions fences and aborts it anyway; the original error matters more.
+            self.log.warning("Aborting the Kafka transaction failed (%s); the retry will fence it", err)
+
+    def _stream_rows(
+        self,
+        query: QueryFile,
+        values: Mapping[str, Any],
+        ti: Any,
+        started_at: dt.datetime,
+        sender: BulkSender,
+        state: _RunState,
+        clock: TransactionClock | None,
+    ) -> None:
+        db_hook = BaseHook.get_connection(self.conn_id).get_hook()
+        connection = db_hook.get_conn()
+        statement = query.statement(paramstyle_of(connection))
+        binds = statement.bind(values)
+        with stream_query(
+            connection,
+            statement.sql,
+            binds,
+            batch_size=self.batch_size,
+            source=query.source,
+            prefetch_rows=self.prefetch_rows,
+        ) as result:
+            key_index = self._key_index(result.columns)
+            metadata = None
+            if self.include_metadata:
+                metadata = build_metadata(
+                    dag_id=ti.dag_id,
+                    run_id=ti.run_id,
+                    task_id=ti.task_id,
+                    query=self.query_name,
+                    extracted_at=started_at,
+                )
+            encode = RowEncoder(result.columns, metadata).encode
+            send = sender.send
+            null_key = self.null_key
+            progress = ProgressLog(self.log, self.progress_interval_s)
+            rows = 0
+            for batch in result.batches():
+                for row in batch:
+                    rows += 1
+                    key = row[key_index]
+                    if key is None:
+                        if null_key == "skip":
+                            state.skipped += 1
+                            continue
+                        if null_key == "fail":
+                            state.rows = rows
+                            raise MessageKeyError(
+                                f"{query.source}: row {rows} has a NULL {self.message_key_field}; "
+                                "set null_key='null' to send it without a key or 'skip' to drop it"
+                            )
+                    elif type(key) is not str:
+                        key = key_text(key)
+                    send(key, encode(row))
+                state.rows = rows
+                progress.maybe_log(rows)
+                if clock is not None:
+                    clock.check(rows)
+
+    def _key_index(self, columns: tuple[str, ...]) -> int:
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicates:
+            raise MessageKeyError(
+                f"the query returns duplicate column name(s) {', '.join(duplicates)}; give them distinct aliases"
+            )
+        if self.message_key_field in columns:
+            return columns.index(self.message_key_field)
+        folded = [i for i, c in enumerate(columns) if c.lower() == self.message_key_field.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        raise MessageKeyError(
+            f"message key column {self.message_key_field!r} is not in the query result; "
+            f"columns present: {', '.join(columns)}"
+        )

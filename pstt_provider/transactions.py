@@ -1,0 +1,137 @@
+"""
+Exactly-once delivery for one task run: a Kafka transaction per attempt plus a run marker.
+
+- ``transactional.id`` is a stable hash of dag_id/task_id/run_id/map_index, so every attempt of the same
+  run shares it: ``init_transactions`` of a retry fences the previous attempt and aborts whatever it left
+  open, and read_committed consumers never see the rows of a failed attempt.
+- The last message of the transaction is a marker in a compacted topic (``pstt-run-markers``), keyed by
+  the same id. The marker commits atomically with the rows, so "marker present" means "rows committed":
+  a re-run of a committed run finds it and publishes nothing, unless forced.
+- Markers are kept ``MARKER_RETENTION_MS`` (30 days); a re-run older than that publishes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+import zlib
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+DEFAULT_MARKER_TOPIC = "pstt-run-markers"
+MARKER_PARTITIONS = 8
+MARKER_RETENTION_MS = 30 * 24 * 3600 * 1000
+DEFAULT_TRANSACTION_TIMEOUT_MS = 900_000
+"""The broker's default ``transaction.max.timeout.ms`` (15 min): the longest transaction it accepts."""
+TIMEOUT_SAFETY = 0.9
+"""Abort ourselves at 90 % of the transaction timeout, before the broker aborts it behind our back."""
+
+
+class TransactionTimeoutError(RuntimeError):
+    """The extraction would outlive the Kafka transaction; the message says what to change."""
+
+
+class RunMarkerError(RuntimeError):
+    """The run-marker topic cannot be created or read."""
+
+
+def transactional_id(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
+    digest = hashlib.sha256(f"{dag_id}\0{task_id}\0{run_id}\0{map_index}".encode()).hexdigest()[:32]
+    return f"pstt-{digest}"
+
+
+def marker_partition(key: str, partitions: int) -> int:
+    """Our own stable partitioning, so a lookup reads one partition instead of the whole topic."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+def ensure_marker_topic(config: dict[str, Any], topic: str, timeout_s: float) -> int:
+    """Creates the compacted marker topic when absent; returns its partition count."""
+    admin = AdminClient(config)
+    existing = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+    if existing is not None and existing.error is None and existing.partitions:
+        return len(existing.partitions)
+    future = admin.create_topics(
+        [
+            NewTopic(
+                topic,
+                MARKER_PARTITIONS,
+                replication_factor=-1,
+                config={"cleanup.policy": "compact,delete", "retention.ms": str(MARKER_RETENTION_MS)},
+            )
+        ],
+        operation_timeout=timeout_s,
+    )[topic]
+    try:
+        future.result(timeout=timeout_s)
+    except KafkaException as err:
+        if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise RunMarkerError(f"cannot create run-marker topic {topic!r}: {err.args[0].str()}") from err
+    for _ in range(int(timeout_s * 10)):
+        created = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+        if created is not None and created.error is None and created.partitions:
+            return len(created.partitions)
+        time.sleep(0.1)
+    raise RunMarkerError(f"run-marker topic {topic!r} did not become available within {timeout_s:.0f} s")
+
+
+def find_marker(config: dict[str, Any], topic: str, partitions: int, key: str, timeout_s: float) -> dict | None:
+    """The committed marker for ``key`` (latest wins), read with isolation.level=read_committed."""
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"pstt-marker-check-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    partition = TopicPartition(topic, marker_partition(key, partitions))
+    found: dict | None = None
+    try:
+        low, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
+        if high <= low:
+            return None
+        partition.offset = low
+        consumer.assign([partition])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return found
+                    raise RunMarkerError(f"reading run markers from {topic!r}: {error.str()}")
+                if message.key() == key.encode():
+                    found = orjson.loads(message.value()) if message.value() else None
+        raise RunMarkerError(f"reading run markers from {topic!r} did not finish within {timeout_s:.0f} s")
+    finally:
+        consumer.close()
+
+
+def produce_marker(producer: Producer, topic: str, partitions: int, key: str, marker: dict[str, Any]) -> None:
+    producer.produce(topic, key=key, value=orjson.dumps(marker), partition=marker_partition(key, partitions))
+
+
+class TransactionClock:
+    """Tells the extraction loop when the open transaction is about to outlive ``transaction.timeout.ms``."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_s = timeout_ms / 1000.0
+        self.started = time.monotonic()
+
+    def check(self, rows: int) -> None:
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.timeout_s * TIMEOUT_SAFETY:
+            raise TransactionTimeoutError(
+                f"exactly_once: the extraction has run {elapsed:.1f} s ({rows} rows so far), too close to the "
+                f"Kafka transaction timeout ({self.timeout_s:.0f} s, transaction.timeout.ms); the transaction "
+                "was aborted, nothing was published. Raise transaction.timeout.ms in producer_config (the "
+                "broker caps it at transaction.max.timeout.ms, 15 min by default), make the query return "
+                "fewer rows per run, or use delivery='at_least_once'."
+            )
