@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--env-file", help="a .env file whose KAFKA_* variables configure the Kafka connections")
     imports.add_argument("--create", action="store_true", help="create the connections in Airflow instead of printing")
     imports.add_argument("--show-secrets", action="store_true", help="print passwords instead of masking them")
+    imports.add_argument("--overwrite", action="store_true", help="with --create: replace connections that exist")
 
     health = commands.add_parser("health", help="the daily health check: exit 0 ok, 1 warning, 2 critical")
     health.add_argument("--json", action="store_true", help="machine-readable output")
