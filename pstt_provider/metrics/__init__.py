@@ -1,0 +1,1 @@
+"""Delivery metrics: storage in Airflow's database, aggregation, Kafka reachability, Prometheus exposition."""

@@ -1,0 +1,90 @@
+"""
+Prometheus exposition of the stored delivery runs.
+
+A custom collector reads the runs from Airflow's database at every scrape, so the counters survive API
+server restarts and agree across workers: process-global counters would reset and split per worker.
+Counters only go down when retention deletes old runs; Prometheus treats that like a counter reset.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pstt_provider.latency import LatencyHistogram, bucket_upper_ms
+from pstt_provider.metrics.aggregate import DeliveryRun
+from pstt_provider.metrics.kafka_health import ConnectionHealth
+
+# Prometheus-style bucket bounds (seconds) for the exposed latency histogram.
+LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def prometheus_buckets(histogram: LatencyHistogram) -> list[tuple[str, float]]:
+    """
+    Cumulative counts per ``le`` bound. A fine bucket is counted under the first bound at or above its
+    upper edge, so a count is never reported below a latency it may hold.
+    """
+    cumulative = []
+    for bound_s in LATENCY_BUCKETS_S:
+        count = sum(n for index, n in histogram.counts.items() if bucket_upper_ms(index) <= bound_s * 1000 + 1e-9)
+        cumulative.append((repr(bound_s), float(count)))
+    cumulative.append(("+Inf", float(histogram.total)))
+    return cumulative
+
+
+class DeliveryRunsCollector(Collector):
+    def __init__(
+        self, load_runs: Callable[[], Sequence[DeliveryRun]], load_health: Callable[[], Sequence[ConnectionHealth]]
+    ) -> None:
+        self._load_runs = load_runs
+        self._load_health = load_health
+
+    def collect(self) -> Iterator[Metric]:
+        sent = CounterMetricFamily(
+            "pstt_kafka_messages_sent", "Messages acknowledged by Kafka", labels=["dag_id", "topic"]
+        )
+        failed = CounterMetricFamily(
+            "pstt_kafka_messages_failed", "Messages Kafka did not acknowledge", labels=["dag_id", "topic"]
+        )
+        size = CounterMetricFamily("pstt_kafka_bytes", "Bytes of acknowledged messages", labels=["dag_id", "topic"])
+        tries = CounterMetricFamily(
+            "pstt_kafka_runs", "Delivery task tries by final state", labels=["dag_id", "topic", "state"]
+        )
+        latency = HistogramMetricFamily(
+            "pstt_kafka_delivery_latency_seconds", "Produce-to-acknowledgement latency", labels=["topic"]
+        )
+        up = GaugeMetricFamily("pstt_kafka_connection_up", "1 when the Kafka connection answers", labels=["conn_id"])
+
+        by_dag_topic: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        by_state: dict[tuple[str, str, str], int] = defaultdict(int)
+        by_topic: dict[str, LatencyHistogram] = defaultdict(LatencyHistogram)
+        for run in self._load_runs():
+            counts = by_dag_topic[(run.dag_id, run.topic)]
+            counts[0] += run.messages_sent
+            counts[1] += run.messages_failed
+            counts[2] += run.bytes
+            by_state[(run.dag_id, run.topic, run.state)] += 1
+            by_topic[run.topic].merge(run.latency)
+        for (dag_id, topic), (n_sent, n_failed, n_bytes) in sorted(by_dag_topic.items()):
+            sent.add_metric([dag_id, topic], n_sent)
+            failed.add_metric([dag_id, topic], n_failed)
+            size.add_metric([dag_id, topic], n_bytes)
+        for labels, count in sorted(by_state.items()):
+            tries.add_metric(list(labels), count)
+        for topic, histogram in sorted(by_topic.items()):
+            latency.add_metric([topic], prometheus_buckets(histogram), histogram.sum_ms / 1000)
+        for health in self._load_health():
+            up.add_metric([health.conn_id], 1.0 if health.reachable else 0.0)
+        yield from (sent, failed, size, tries, latency, up)
+
+
+def exposition(
+    load_runs: Callable[[], Sequence[DeliveryRun]], load_health: Callable[[], Sequence[ConnectionHealth]]
+) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DeliveryRunsCollector(load_runs, load_health))
+    return generate_latest(registry)

@@ -1,0 +1,198 @@
+"""
+The ``/pstt`` FastAPI app mounted into the Airflow API server: the seed's /api/kafka/* endpoints and the
+dashboard.
+
+Airflow does not authenticate plugin apps, so every route declares its own dependency from Airflow's
+security module (fail closed: no route without one). Reads need read access to DAG runs; cleanup needs
+the right to delete DAG runs; /test and /send need write access to the named Kafka connection.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from pstt_provider.metrics import aggregate, kafka_health, prometheus, store
+
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "chart.umd.min.js": "text/javascript",
+}
+
+CanReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
+CanDeleteRuns = Depends(requires_access_dag("DELETE", DagAccessEntity.RUN))
+
+
+class ConnectionRequest(BaseModel):
+    """Names a configured Airflow Kafka connection; hosts and credentials are never accepted from a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: str = Field(min_length=1, max_length=250)
+
+
+class SendRequest(ConnectionRequest):
+    topic: str = Field(min_length=1, max_length=249)
+    key: str | None = None
+    value: Any
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return store.utcnow()
+
+
+def _refreshed_runs(**filters: Any) -> list[aggregate.DeliveryRun]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        store.refresh(session)
+        return store.runs(session, **filters)
+
+
+def _authorize_connection_write(user: Any, conn_id: str) -> None:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    if not get_auth_manager().is_authorized_connection(
+        method="POST", details=ConnectionDetails(conn_id=conn_id), user=user
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden: using a Kafka connection needs edit rights")
+
+
+def _kafka_config(conn_id: str) -> dict[str, Any]:
+    try:
+        return kafka_health.kafka_config(conn_id)
+    except kafka_health.KafkaConnectionNotFoundError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    except kafka_health.NotAKafkaConnectionError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from error
+
+
+def _health_payload() -> dict[str, Any]:
+    results = kafka_health.check_all()
+    return {
+        "status": kafka_health.overall_status(results),
+        "connected": bool(results) and all(result.reachable for result in results),
+        "checked_at": _now().isoformat(),
+        "connections": [result.as_dict() for result in results],
+    }
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="pstt", description="PSTT Kafka delivery metrics and health", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def login_redirect_for_pages(request: Request, error: HTTPException) -> Response:
+        """A person opening the dashboard without a session goes to Airflow's login; APIs get the error."""
+        if error.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path.rstrip("/").endswith("/pstt"):
+            from airflow.api_fastapi.app import get_auth_manager
+
+            return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)))
+        return await http_exception_handler(request, error)
+
+    @app.get("/", dependencies=[CanReadRuns], include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
+    @app.get("/static/{name}", dependencies=[CanReadRuns], include_in_schema=False)
+    def static_file(name: str) -> FileResponse:
+        if name not in STATIC_FILES:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name!r}")
+        return FileResponse(STATIC / name, media_type=STATIC_FILES[name])
+
+    @app.get("/api/kafka/health", dependencies=[CanReadRuns])
+    def health() -> dict[str, Any]:
+        return _health_payload()
+
+    @app.post("/api/kafka/test")
+    def test_connection(body: ConnectionRequest, user: GetUserDep) -> dict[str, Any]:
+        _authorize_connection_write(user, body.connection_id)
+        _kafka_config(body.connection_id)
+        result = kafka_health.probe(body.connection_id, kafka_health.probe_timeout_s())
+        return {
+            "status": "success" if result.reachable else "error",
+            "connected": result.reachable,
+            **result.as_dict(),
+            "test_timestamp": _now().isoformat(),
+        }
+
+    @app.post("/api/kafka/send")
+    def send(body: SendRequest, user: GetUserDep) -> dict[str, Any]:
+        from pstt_provider.hooks.kafka import PsttKafkaHook
+
+        _authorize_connection_write(user, body.connection_id)
+        _kafka_config(body.connection_id)
+        value = body.value if isinstance(body.value, str) else json.dumps(body.value, ensure_ascii=False)
+        producer = PsttKafkaHook(kafka_config_id=body.connection_id).get_producer()
+        reports: list[Any] = []
+        producer.produce(
+            body.topic,
+            value=value.encode(),
+            key=body.key.encode() if body.key is not None else None,
+            headers=list(body.headers.items()),
+            on_delivery=lambda error, message: reports.append((error, message)),
+        )
+        producer.flush(kafka_health.probe_timeout_s() * 2)
+        if not reports:
+            raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, "Kafka did not acknowledge the message in time")
+        error, message = reports[0]
+        if error is not None:
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Kafka refused the message: {error}")
+        return {
+            "status": "success",
+            "connection_id": body.connection_id,
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+        }
+
+    @app.get("/api/kafka/metrics/summary", dependencies=[CanReadRuns])
+    def summary(period: Annotated[str, Query(pattern="^(today|24h|7d|30d)$")] = "today") -> dict[str, Any]:
+        from airflow import settings
+
+        since = aggregate.period_start(period, _now(), settings.TIMEZONE)
+        return aggregate.summary(_refreshed_runs(since=since), period, since)
+
+    @app.get("/api/kafka/metrics/hourly", dependencies=[CanReadRuns])
+    def hourly(hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> list[dict[str, Any]]:
+        now = _now()
+        since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        return aggregate.hourly(_refreshed_runs(since=since), hours, now)
+
+    @app.get("/api/kafka/metrics/topic/{topic}", dependencies=[CanReadRuns])
+    def topic(topic: str, limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict[str, Any]:
+        return aggregate.topic_report(topic, _refreshed_runs(topic=topic, limit=limit))
+
+    @app.get("/api/kafka/metrics/runs", dependencies=[CanReadRuns])
+    def recent_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+        return [run.as_dict() for run in _refreshed_runs(limit=limit)]
+
+    @app.post("/api/kafka/metrics/cleanup", dependencies=[CanDeleteRuns])
+    def cleanup(days: Annotated[int | None, Query(ge=0)] = None) -> dict[str, Any]:
+        from airflow.utils.session import create_session
+
+        keep_days = store.retention_days() if days is None else days
+        with create_session() as session:
+            store.ingest(session)
+            deleted = store.cleanup(session, keep_days)
+        return {"status": "success", "days": keep_days, "deleted_runs": deleted}
+
+    @app.get("/api/kafka/metrics/prometheus", dependencies=[CanReadRuns])
+    def prometheus_metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        body = prometheus.exposition(_refreshed_runs, kafka_health.check_all)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return app
