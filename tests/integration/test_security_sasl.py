@@ -1,0 +1,131 @@
+"""
+The broker's second listener (SASL_SSL, SCRAM-SHA-256/512, a CA of the script's own) as production uses it.
+
+Connections are Airflow ``kafka`` connections whose extra is the librdkafka dict, set through AIRFLOW_CONN_*
+for the test only. Every successful case reads the messages back from the broker; every failing case checks
+that the failure says what is wrong and arrives within a bound, and that the password is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+from conftest import KAFKA_CA, SASL_BOOTSTRAP, SCRAM_PASSWORD, SCRAM_USER, new_topic
+
+from pstt_provider.hooks.kafka import PsttKafkaHook
+
+MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+AUTH_ERROR_BOUND_S = 30.0
+WRONG_PASSWORD = "not-the-" + SCRAM_PASSWORD
+
+
+def sasl_extra(mechanism: str, password: str = SCRAM_PASSWORD, ca_file: str | None = str(KAFKA_CA)) -> dict:
+    extra = {
+        "bootstrap.servers": SASL_BOOTSTRAP,
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": mechanism,
+        "sasl.username": SCRAM_USER,
+        "sasl.password": password,
+    }
+    if ca_file is not None:
+        extra["ssl.ca.location"] = ca_file
+    return extra
+
+
+def set_kafka_connection(monkeypatch: pytest.MonkeyPatch, extra: dict) -> str:
+    conn_id = f"pstt_sasl_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "kafka", "extra": extra}))
+    return conn_id
+
+
+class ClientErrors:
+    """Collects librdkafka's error callbacks, which the client only serves while it is polled."""
+
+    def __init__(self) -> None:
+        self.errors: list[KafkaError] = []
+
+    def __call__(self, error: KafkaError) -> None:
+        self.errors.append(error)
+
+    def wait_for(self, producer: Producer, code: int, timeout_s: float) -> KafkaError | None:
+        """The first error of ``code``, polling ``producer`` for at most ``timeout_s``; None if none came."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            producer.poll(0.2)
+            for error in self.errors:
+                if error.code() == code:
+                    return error
+        return None
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_hook_publishes_through_the_sasl_ssl_listener_with_the_ca_file(
+    mechanism, kafka_bootstrap, consume, monkeypatch, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    topic = new_topic(kafka_bootstrap)
+    conn_id = set_kafka_connection(monkeypatch, sasl_extra(mechanism))
+    producer = PsttKafkaHook(conn_id).get_producer()
+    failures: list[KafkaError] = []
+    for n in range(200):
+        producer.produce(topic, key=f"k{n}", value=f"v{n}", on_delivery=lambda e, _m: failures.append(e) if e else None)
+    assert producer.flush(60) == 0
+    assert failures == []
+
+    records = consume(topic, bootstrap=kafka_bootstrap, expected=200)
+
+    assert sorted(r.key for r in records) == sorted(f"k{n}".encode() for n in range(200))
+    assert SCRAM_PASSWORD not in caplog.text
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_wrong_password_is_reported_as_an_authentication_error_within_a_bound(
+    mechanism, kafka_bootstrap, consume, monkeypatch, caplog, capfd
+):
+    caplog.set_level(logging.DEBUG)
+    topic = new_topic(kafka_bootstrap)
+    errors = ClientErrors()
+    conn_id = set_kafka_connection(monkeypatch, sasl_extra(mechanism, password=WRONG_PASSWORD))
+    producer = PsttKafkaHook(conn_id).get_producer({"error_cb": errors, "message.timeout.ms": 5_000})
+    undelivered: list[KafkaError] = []
+    producer.produce(topic, key="k", value="v", on_delivery=lambda e, _m: undelivered.append(e))
+
+    auth_error = errors.wait_for(producer, KafkaError._AUTHENTICATION, AUTH_ERROR_BOUND_S)
+    producer.flush(30)
+
+    assert auth_error is not None, f"no authentication error within {AUTH_ERROR_BOUND_S}s; got {errors.errors}"
+    assert "SASL authentication error" in auth_error.str()
+    assert "invalid credentials" in auth_error.str()
+    assert mechanism in auth_error.str()
+    assert [e.code() for e in undelivered] == [KafkaError._MSG_TIMED_OUT]
+    assert consume(topic, bootstrap=kafka_bootstrap, idle_s=1.0) == []
+    client_output = capfd.readouterr()
+    for text in (caplog.text, client_output.out, client_output.err, *(e.str() for e in errors.errors)):
+        assert WRONG_PASSWORD not in text
+
+
+def test_a_broker_certificate_not_signed_by_the_configured_ca_is_refused(monkeypatch, tmp_path, kafka_bootstrap):
+    import subprocess
+
+    other_ca = tmp_path / "other-ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=not-the-pstt-ca",
+         "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    errors = ClientErrors()
+    conn_id = set_kafka_connection(monkeypatch, sasl_extra("SCRAM-SHA-512", ca_file=str(other_ca)))
+    producer = PsttKafkaHook(conn_id).get_producer({"error_cb": errors, "message.timeout.ms": 5_000})
+    producer.produce(new_topic(kafka_bootstrap), key="k", value="v")
+
+    tls_error = errors.wait_for(producer, KafkaError._SSL, AUTH_ERROR_BOUND_S)
+    producer.flush(15)
+
+    assert tls_error is not None, f"no TLS error within {AUTH_ERROR_BOUND_S}s; got {errors.errors}"
+    assert "certificate verify failed" in tls_error.str()
