@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="show the DAG a spec becomes, without touching any DB or broker")
     render.add_argument("spec", metavar="SPEC")
     render.add_argument("--json", action="store_true", help="machine-readable output")
+    render.add_argument(
+        "--logical-date",
+        metavar="WHEN",
+        help="render the parameters for a run at WHEN (ISO 8601; no offset = the job's timezone; default: now)",
+    )
 
     commands.add_parser("schema", help="print the JSON Schema of a job spec")
 

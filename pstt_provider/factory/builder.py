@@ -1,0 +1,98 @@
+"""Stage 3: :class:`JobConfig` -> an Airflow DAG with one export task; :func:`build_dags` is what dags/ calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable, Param
+
+from pstt_provider.factory import loader, templates
+from pstt_provider.factory.notifications import notifiers
+from pstt_provider.factory.problems import Problem
+from pstt_provider.factory.validation import TASK_ID, JobConfig, ParamConfig, validator_for
+from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+
+START_DATE = dt.date(2024, 1, 1)
+OPERATORS = {"SqlToKafkaOperator": SqlToKafkaOperator, "OracleToKafkaOperator": OracleToKafkaOperator}
+
+
+def build_dags(anchor: Path) -> tuple[dict[str, DAG], list[Problem]]:
+    """Every valid spec's DAG by dag_id, plus the problems of the invalid ones (for logging)."""
+    validator = validator_for(anchor)
+    configs, problems = validator.validate_all(loader.find_specs(validator.root))
+    return {config.dag_id: build_dag(config) for config in configs}, problems
+
+
+def build_dag(config: JobConfig) -> DAG:
+    spec = config.spec
+    timezone = pendulum.timezone(config.timezone)
+    schedule = CronTriggerTimetable(config.schedule, timezone=timezone) if config.schedule else None
+    tags = {"pstt", *spec.tags}
+    if not config.scheduled:
+        tags.add("pstt:manual" if spec.scheduling_mode == "manual" else "pstt:disabled")
+    with DAG(
+        dag_id=config.dag_id,
+        dag_display_name=spec.name,
+        description=spec.description or None,
+        doc_md=_doc(config),
+        schedule=schedule,
+        start_date=pendulum.datetime(START_DATE.year, START_DATE.month, START_DATE.day, tz=timezone),
+        catchup=spec.catchup,
+        max_active_runs=1,
+        tags=sorted(tags),
+        params={param.name: _param(param, config) for param in config.params},
+        user_defined_macros={templates.RUN_TIME_MACRO: templates.run_time},
+        default_args={"owner": spec.owner},
+    ) as dag:
+        kafka = spec.kafka_config
+        OPERATORS[config.operator](
+            task_id=TASK_ID,
+            conn_id=spec.connection,
+            sql_file=str(config.query_file),
+            parameters=dict(config.parameters),
+            topic=kafka.topic,
+            message_key_field=kafka.message_key_field,
+            batch_size=kafka.batch_size,
+            include_metadata=kafka.include_metadata,
+            kafka_config_id=kafka.kafka_conn_id,
+            delivery=kafka.delivery,
+            producer_config=kafka.producer_config,
+            null_key=kafka.null_key,
+            dead_letter_topic=kafka.dead_letter_topic,
+            retries=spec.max_retries,
+            retry_delay=dt.timedelta(seconds=spec.retry_delay),
+            execution_timeout=dt.timedelta(seconds=spec.timeout) if spec.timeout else None,
+            on_failure_callback=notifiers(spec.email_notification, "failure"),
+            on_success_callback=notifiers(spec.email_notification, "success"),
+        )
+    return dag
+
+
+def _param(param: ParamConfig, config: JobConfig) -> Param:
+    description = param.description or param.name
+    if param.templated:
+        description += f"; {param.spec_value} is evaluated per run in {config.timezone}, type a value to override"
+    if param.required:
+        return Param(param.default, type="string", minLength=1, title=param.name, description=description)
+    return Param(param.default, type=["null", "string"], title=param.name, description=description)
+
+
+def _doc(config: JobConfig) -> str:
+    spec = config.spec
+    lines = [
+        f"**{spec.name}**",
+        "",
+        spec.description,
+        "",
+        f"- spec: `{config.display}`",
+        f"- query: `{spec.query}` on connection `{spec.connection}`",
+        f"- topic: `{spec.kafka_config.topic}` (key `{spec.kafka_config.message_key_field}`, "
+        f"Kafka connection `{spec.kafka_config.kafka_conn_id}`)",
+        f"- schedule: `{config.schedule or 'none'}` ({config.timezone})",
+    ]
+    if not config.scheduled and spec.scheduling_mode == "cron":
+        lines.append("- **disabled** in the spec: never scheduled, manual triggers still run")
+    return "\n".join(lines)

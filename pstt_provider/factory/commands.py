@@ -1,0 +1,125 @@
+"""
+``pstt validate``, ``pstt render`` and ``pstt schema``.
+
+Paths are resolved like the DAG file resolves them, with the current directory as the repo root:
+specs from ``$PSTT_JOBS_DIR`` (default ``dags/jobs``), query files from ``$PSTT_QUERIES_DIR`` (default
+``queries``). ``validate`` only reads files; ``render`` also builds the real DAG object (importing Airflow,
+a few seconds) and describes it, so what it prints is what the scheduler gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from pstt_provider.factory import loader
+from pstt_provider.factory.problems import Problem, SpecError
+from pstt_provider.factory.validation import Validator, validator_for
+
+
+def validate(args: argparse.Namespace) -> int:
+    """One ``file: field: reason`` line per problem on stdout; exit 1 if there is any, else 0."""
+    cwd = Path.cwd()
+    validator = validator_for(cwd, display_base=cwd)
+    targets = [Path(path) for path in args.paths] or [validator.root]
+    problems: list[Problem] = []
+    files: list[Path] = []
+    for target in targets:
+        if not target.exists():
+            problems.append(Problem(str(target), "-", "no such file or directory"))
+            continue
+        found = loader.find_specs(target)
+        if not found:
+            problems.append(Problem(str(target), "-", "no job spec (*.json, *.yaml, *.yml) found"))
+        files.extend(found)
+    checked = _for_root(validator, files)
+    problems.extend(checked.validate_all(files)[1])
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len({p.file for p in problems})} invalid of {len(files)} job spec file(s)", file=sys.stderr)
+        return 1
+    print(f"{len(files)} job spec file(s) valid")
+    return 0
+
+
+def render(args: argparse.Namespace) -> int:
+    """The DAG the spec becomes (text or ``--json``), or its problems and exit 1."""
+    cwd = Path.cwd()
+    spec_path = Path(args.spec)
+    validator = validator_for(cwd, display_base=cwd)
+    validator = _for_root(validator, [spec_path])
+    try:
+        config = validator.validate(spec_path)
+    except SpecError as err:
+        for problem in err.problems:
+            print(problem)
+        return 1
+    from pstt_provider.factory.description import describe
+
+    description = describe(config, getattr(args, "logical_date", None))
+    if args.json:
+        print(json.dumps(description, indent=2, ensure_ascii=False))
+    else:
+        _print_text(description)
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of a job spec, for editors and CI."""
+    from pstt_provider.factory.models import job_schema
+
+    print(json.dumps(job_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _for_root(validator: Validator, files: list[Path]) -> Validator:
+    """The repo's validator when every file is under its jobs folder, else one rooted at the files' folder."""
+    root = validator.root.resolve()
+    if all(path.resolve().is_relative_to(root) for path in files):
+        return validator
+    common = Path(*_common_parts([path.resolve().parent for path in files])) if files else root
+    return Validator(
+        common,
+        validator.queries,
+        default_timezone=validator.default_timezone,
+        display_base=validator.display_base,
+    )
+
+
+def _common_parts(folders: list[Path]) -> tuple[str, ...]:
+    parts = folders[0].parts
+    for folder in folders[1:]:
+        shared = 0
+        for mine, theirs in zip(parts, folder.parts, strict=False):
+            if mine != theirs:
+                break
+            shared += 1
+        parts = parts[:shared]
+    return parts
+
+
+def _print_text(description: dict[str, Any]) -> None:
+    view = SimpleNamespace(**description)
+    notifications = view.notifications
+    print(f"DAG {view.dag_id} ({view.name}) from {view.spec_file}")
+    print(f"  schedule:   {view.schedule or 'none (manual triggers only)'} [{view.timezone}]")
+    print(f"  task:       {', '.join(view.task_ids)} ({view.operator})")
+    print(f"  source:     {view.query_file} on connection {view.db_conn_id}")
+    print(f"  target:     topic {view.topic}, key {view.message_key_field}, Kafka connection {view.kafka_conn_id}")
+    print(
+        f"  retries:    {view.retries} every {view.retry_delay_seconds:g} s, "
+        f"timeout {view.execution_timeout_seconds or 'none'} s"
+    )
+    failure = ", ".join(notifications["on_failure"]) or "nobody"
+    success = ", ".join(notifications["on_success"]) or "nobody"
+    print(f"  e-mail:     on failure {failure}; on success {success}")
+    print(f"  parameters at {view.logical_date}:")
+    for name, value in view.rendered_parameters.items():
+        param = view.params[name]
+        flag = "required" if param["required"] else "optional"
+        print(f"    {name} = {value!r} ({flag}; spec {param['spec_value']!r}; {param['description']})")
