@@ -121,8 +121,10 @@ class JobSpec(_Strict):
         default_factory=dict, description="query parameter values; strings may use {date}, {date-N}, ... templates"
     )
     export_format: str = Field("kafka", description='only "kafka" is supported')
-    kafka_config: KafkaConfig
-    email_notification: EmailNotification = Field(default_factory=EmailNotification)
+    kafka_config: KafkaConfig = Field(description="the Kafka export")
+    email_notification: EmailNotification = Field(
+        default_factory=EmailNotification, description="e-mail after a run (default: none)"
+    )
     timezone: str | None = Field(None, description="IANA name for the cron and the date templates")
     dag_id: str | None = Field(None, description="default: pstt_ + the spec file's path below the jobs folder")
     connection_type: Literal["oracle", "generic"] | None = Field(

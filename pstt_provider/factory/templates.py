@@ -94,9 +94,10 @@ def _token_expression(token: str, moment: str) -> str:
 
 
 def _unknown(token: str) -> str:
-    shape = re.sub(r"\d+", "N", token.strip())
-    candidates = [*NAMES, "date-N", "date+N"]
-    close = difflib.get_close_matches(shape, candidates, n=1, cutoff=0.6)
+    name = token.strip()
+    number = re.search(r"\d+", name)
+    offsets = [f"date-{number.group()}", f"date+{number.group()}"] if number else ["date-1", "date+1"]
+    close = difflib.get_close_matches(name, [*NAMES, *offsets], n=1, cutoff=0.6)
     hint = f"; did you mean {{{close[0]}}}?" if close else ""
     known = ", ".join(f"{{{name}}}" for name in (*NAMES[:1], "date-N", "date+N", *NAMES[1:]))
     return f"unknown template {{{token}}}{hint} (known: {known})"
