@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,6 @@ MAX_ERRORS_KEPT = 5
 DEAD_LETTER_ERROR_HEADER = "pstt-error"
 DEAD_LETTER_TOPIC_HEADER = "pstt-source-topic"
 DEAD_LETTER_SIZE_HEADER = "pstt-value-bytes"
-DEAD_LETTER_OMITTED_HEADER = "pstt-value-omitted"
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ def is_size_error(error: KafkaError) -> bool:
 class DeliveryTracker:
     """Counts delivery reports; the delivery callback runs inside ``poll``/``flush`` on the caller's thread."""
 
-    dead_letter_topic: str | None = None
-    divert_rejections: bool = True
     produced: int = 0
     acked: int = 0
     failed: int = 0
@@ -55,7 +53,6 @@ class DeliveryTracker:
     bytes: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     errors: list[str] = field(default_factory=list)
-    rejected_for_size: list[Message] = field(default_factory=list)
 
     def note_error(self, text: str) -> None:
         if len(self.errors) < MAX_ERRORS_KEPT:
@@ -69,14 +66,6 @@ class DeliveryTracker:
             if latency_s is not None:
                 self.latency.record(latency_s * 1000.0)
             return
-        if (
-            self.divert_rejections
-            and self.dead_letter_topic
-            and is_size_error(error)
-            and message.topic() != self.dead_letter_topic
-        ):
-            self.rejected_for_size.append(message)
-            return
         self.failed += 1
         self.note_error(f"{describe_message(message)}: {error.str()}")
 
@@ -86,10 +75,6 @@ class DeliveryTracker:
             return
         self.failed += 1
         self.note_error(f"dead-letter {describe_message(message)}: {error.str()}")
-
-    @property
-    def pending(self) -> int:
-        return self.produced - self.acked - self.failed - self.dead_lettered - len(self.rejected_for_size)
 
 
 def describe_message(message: Message) -> str:
@@ -129,8 +114,12 @@ class BulkSender:
     Produces many messages through one producer and accounts for every one of them.
 
     ``send`` never blocks on the network: it polls for delivery reports, and when librdkafka's local queue
-    is full it polls until space frees up. ``finish`` flushes once, bounded by ``flush_timeout_s``, and
-    retries rows the broker rejected as too large on the dead-letter topic (when one is set).
+    is full it polls until space frees up. ``finish`` flushes once, bounded by ``flush_timeout_s``.
+
+    Rows larger than the producer accepts (``message.max.bytes``, which the hook fits to the topic's own
+    ``max.message.bytes``, so the broker never rejects a whole batch for one large row) fail the run, or go
+    to the dead-letter topic through ``dead_letter_producer``: a separate, non-transactional producer with
+    its own limits, so the row fits there even though it did not fit the main topic.
     """
 
     def __init__(
@@ -139,16 +128,16 @@ class BulkSender:
         topic: str,
         *,
         dead_letter_topic: str | None = None,
-        transactional: bool = False,
+        dead_letter_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
-        # A broker-side rejection poisons a Kafka transaction (it can only be aborted), so inside one only
-        # rows the producer refuses locally can still be diverted.
-        self.tracker = DeliveryTracker(dead_letter_topic=dead_letter_topic, divert_rejections=not transactional)
+        self._dead_letter_factory = dead_letter_producer
+        self._dead_letter_producer: Producer | None = None
+        self.tracker = DeliveryTracker()
 
-    def send(self, key: bytes | str | None, value: bytes) -> None:
+    def send(self, key: str | bytes | None, value: bytes) -> None:
         while True:
             try:
                 self.producer.produce(self.topic, value=value, key=key, on_delivery=self.tracker.on_delivery)
@@ -163,52 +152,46 @@ class BulkSender:
         self.tracker.produced += 1
         self.producer.poll(0)
 
-    def _too_large(self, key: bytes | str | None, value: bytes, reason: str) -> None:
+    def _too_large(self, key: str | bytes | None, value: bytes, reason: str) -> None:
         key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-        if not self.dead_letter_topic:
+        if not self.dead_letter_topic or self._dead_letter_factory is None:
             raise MessageTooLargeError(
-                f"row with key {key_text!r} is {len(value)} bytes, larger than the producer or topic "
-                f"{self.topic!r} accepts ({reason}); set dead_letter_topic to divert such rows, or raise "
-                "message.max.bytes (producer) and max.message.bytes (topic)"
+                f"row with key {key_text!r} is {len(value)} bytes, larger than topic {self.topic!r} accepts "
+                f"({reason}); set dead_letter_topic to divert such rows, or raise max.message.bytes on the "
+                "topic (and message.max.bytes in the producer config)"
             )
+        if self._dead_letter_producer is None:
+            self._dead_letter_producer = self._dead_letter_factory()
         self.tracker.produced += 1
-        self._dead_letter(key, value, reason)
-
-    def _dead_letter(self, key: bytes | str | None, value: bytes, reason: str) -> None:
-        assert self.dead_letter_topic is not None
         headers = [
-            (DEAD_LETTER_ERROR_HEADER, reason.encode()),
+            (DEAD_LETTER_ERROR_HEADER, f"too large for {self.topic}: {reason}".encode()),
             (DEAD_LETTER_TOPIC_HEADER, self.topic.encode()),
             (DEAD_LETTER_SIZE_HEADER, str(len(value)).encode()),
         ]
         while True:
             try:
-                self.producer.produce(
+                self._dead_letter_producer.produce(
                     self.dead_letter_topic,
                     value=value,
                     key=key,
                     headers=headers,
                     on_delivery=self.tracker.on_dead_letter,
                 )
-                return
+                break
             except BufferError:
-                self.producer.poll(0.1)
+                self._dead_letter_producer.poll(0.1)
             except KafkaException as err:
-                if not is_size_error(err.args[0]):
-                    raise
-                value = b""
-                headers = [*headers, (DEAD_LETTER_OMITTED_HEADER, b"larger than the producer's message.max.bytes")]
+                self.tracker.failed += 1
+                self.tracker.note_error(f"dead-letter row with key {key_text!r} ({len(value)} bytes): {err}")
+                return
+        self._dead_letter_producer.poll(0)
 
     def finish(self, flush_timeout_s: float) -> None:
         """Wait for every delivery report; anything still unreported after the timeout counts as failed."""
         deadline = time.monotonic() + flush_timeout_s
-        self.producer.flush(max(deadline - time.monotonic(), 0))
-        while self.tracker.rejected_for_size:
-            message = self.tracker.rejected_for_size.pop()
-            reason = "broker rejected the message as too large"
-            self._dead_letter(message.key(), message.value() or b"", reason)
-            self.producer.flush(max(deadline - time.monotonic(), 0))
-        remaining = len(self.producer)
+        remaining = self.producer.flush(flush_timeout_s)
+        if self._dead_letter_producer is not None:
+            remaining += self._dead_letter_producer.flush(max(deadline - time.monotonic(), 0))
         if remaining:
             self.tracker.failed += remaining
             self.tracker.note_error(

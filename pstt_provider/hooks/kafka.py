@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from pstt_provider.delivery import BulkSender
 
@@ -22,6 +24,10 @@ with the broker gone, every pending message fails after at most this long, so a 
 """
 
 DEFAULT_METADATA_TIMEOUT_S = 30.0
+LIBRDKAFKA_MAX_BYTES_DEFAULT = 1_000_000
+LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES = 1000
+BATCH_FRAMING_MARGIN = 512
+"""Bytes kept free under the topic's max.message.bytes for record-batch and record headers."""
 
 
 class BrokerUnreachableError(ConnectionError):
@@ -52,22 +58,66 @@ class PsttKafkaHook(KafkaBaseHook):
     def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
 
+    def explicit_config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the connection and the overrides set, without the defaults: to tell a choice from a default."""
+        return {**self._build_config(), **(overrides or {})}
+
     def producer_config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         return {**SAFE_PRODUCER_DEFAULTS, **self._build_config(), **(overrides or {})}
 
     def get_producer(self, overrides: dict[str, Any] | None = None) -> Producer:
         return Producer(self.producer_config(overrides))
 
+    def get_admin_client(self) -> AdminClient:
+        return AdminClient(self._build_config())
+
     def bulk_sender(
-        self, producer: Producer, topic: str, *, dead_letter_topic: str | None = None, transactional: bool = False
+        self,
+        producer: Producer,
+        topic: str,
+        *,
+        dead_letter_topic: str | None = None,
+        dead_letter_producer: Callable[[], Producer] | None = None,
     ) -> BulkSender:
-        return BulkSender(producer, topic, dead_letter_topic=dead_letter_topic, transactional=transactional)
+        return BulkSender(
+            producer, topic, dead_letter_topic=dead_letter_topic, dead_letter_producer=dead_letter_producer
+        )
+
+    def fit_to_topic(
+        self, admin: AdminClient, topic: str, overrides: dict[str, Any], timeout_s: float = DEFAULT_METADATA_TIMEOUT_S
+    ) -> dict[str, Any]:
+        """
+        Overrides with ``message.max.bytes`` and ``batch.size`` lowered under the topic's ``max.message.bytes``.
+
+        The broker checks that limit per record batch, so one large row would get a whole batch of good rows
+        rejected with it. Fitted, the producer refuses the large row alone, at ``produce`` time, and the rest
+        flows. Limits set explicitly in the connection or the overrides are left alone; so is everything when
+        the topic's configuration cannot be read (no DescribeConfigs permission).
+        """
+        explicit = self.explicit_config(overrides)
+        if "message.max.bytes" in explicit or "batch.size" in explicit:
+            return dict(overrides)
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        try:
+            configs = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+            topic_limit = int(configs["max.message.bytes"].value)
+        except (KafkaException, KeyError, ValueError, TypeError) as err:
+            self.log.warning("Cannot read max.message.bytes of topic %s (%s); producer limits unchanged", topic, err)
+            return dict(overrides)
+        limit = max(
+            min(LIBRDKAFKA_MAX_BYTES_DEFAULT, topic_limit - BATCH_FRAMING_MARGIN), LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES
+        )
+        if limit >= LIBRDKAFKA_MAX_BYTES_DEFAULT:
+            return dict(overrides)
+        return {**overrides, "message.max.bytes": limit, "batch.size": limit}
 
     @staticmethod
-    def check_reachable(producer: Producer, topic: str, timeout_s: float = DEFAULT_METADATA_TIMEOUT_S) -> None:
+    def check_reachable(
+        client: Producer | AdminClient, topic: str, timeout_s: float = DEFAULT_METADATA_TIMEOUT_S
+    ) -> None:
         """Fail fast, before any row is read, when no broker answers or the topic cannot be written."""
         try:
-            metadata = producer.list_topics(topic=topic, timeout=timeout_s)
+            metadata = client.list_topics(topic=topic, timeout=timeout_s)
         except KafkaException as err:
             raise BrokerUnreachableError(
                 f"no Kafka broker answered within {timeout_s:.0f} s ({kafka_reason(err)}); "

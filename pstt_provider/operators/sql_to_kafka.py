@@ -9,9 +9,11 @@ Failure behaviour (each case has a test):
 - NULL key: ``null_key="fail"`` (default) fails with the row number; ``"null"`` sends the message with a
   null key; ``"skip"`` drops the row and counts it in ``messages_skipped``.
 - any message not acknowledged: the task fails with the counts and the first errors, never succeeds.
-- a row too large for the producer or the topic: fails naming the row's key and size, unless
-  ``dead_letter_topic`` is set; then the row goes there with the error in its headers (``pstt-error``,
-  ``pstt-source-topic``, ``pstt-value-bytes``) and is counted in ``messages_dead_lettered``.
+- a row too large for the topic (the producer's limits are fitted to the topic's ``max.message.bytes``
+  unless set explicitly): fails naming the row's key and size, unless ``dead_letter_topic`` is set; then
+  the row goes there with the error in its headers (``pstt-error``, ``pstt-source-topic``,
+  ``pstt-value-bytes``) and is counted in ``messages_dead_lettered``. Dead letters go through a separate
+  plain producer (at-least-once, outside any exactly_once transaction).
 - broker unreachable: a metadata request at start fails within ``metadata_timeout_s`` (30 s) before the
   query runs; if the broker goes away mid-run every pending message fails after ``message.timeout.ms``
   (120 s by default) and the final flush gives up ``flush_grace_s`` (30 s) after that, so a run never hangs.
@@ -35,7 +37,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from confluent_kafka import KafkaException, Producer
 
 from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog, result_counts
-from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, PsttKafkaHook
+from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
 from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
 from pstt_provider.serialization import RowEncoder, build_metadata, key_text
 from pstt_provider.streaming import paramstyle_of, stream_query
@@ -56,6 +58,7 @@ NULL_KEY_POLICIES: tuple[str, ...] = ("fail", "null", "skip")
 DEFAULT_BATCH_SIZE = 5000
 XCOM_KEY = "pstt_delivery"
 MAX_ERRORS_REPORTED = 5
+FAILURE_FLUSH_S = 10.0
 
 
 class MessageKeyError(ValueError):
@@ -257,10 +260,23 @@ class SqlToKafkaOperator(BaseOperator):
         if exactly_once:
             overrides.setdefault("transactional.id", txn_id)
             overrides.setdefault("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS)
-        producer = kafka.get_producer(overrides)
-        kafka.check_reachable(producer, self.topic, self.metadata_timeout_s)
+            if "message.timeout.ms" not in kafka.explicit_config(self.producer_config):
+                # librdkafka refuses a message timeout longer than the transaction it belongs to.
+                overrides["message.timeout.ms"] = min(
+                    int(SAFE_PRODUCER_DEFAULTS["message.timeout.ms"]), int(overrides["transaction.timeout.ms"])
+                )
+        admin = kafka.get_admin_client()
+        kafka.check_reachable(admin, self.topic, self.metadata_timeout_s)
+        producer = kafka.get_producer(kafka.fit_to_topic(admin, self.topic, overrides, self.metadata_timeout_s))
+        dead_letter_producer = None
         if self.dead_letter_topic:
-            kafka.check_reachable(producer, self.dead_letter_topic, self.metadata_timeout_s)
+            dead_letter_topic = self.dead_letter_topic
+            kafka.check_reachable(admin, dead_letter_topic, self.metadata_timeout_s)
+            plain = {k: v for k, v in self.producer_config.items() if not k.startswith("transaction")}
+            dead_letter_config = kafka.fit_to_topic(admin, dead_letter_topic, plain, self.metadata_timeout_s)
+
+            def dead_letter_producer() -> Producer:
+                return kafka.get_producer(dead_letter_config)
 
         clock: TransactionClock | None = None
         marker_partitions = 0
@@ -287,7 +303,7 @@ class SqlToKafkaOperator(BaseOperator):
             clock = TransactionClock(int(kafka.producer_config(overrides)["transaction.timeout.ms"]))
 
         sender = kafka.bulk_sender(
-            producer, self.topic, dead_letter_topic=self.dead_letter_topic, transactional=exactly_once
+            producer, self.topic, dead_letter_topic=self.dead_letter_topic, dead_letter_producer=dead_letter_producer
         )
         state.sender = sender
         try:
@@ -321,6 +337,10 @@ class SqlToKafkaOperator(BaseOperator):
         except BaseException:
             if exactly_once:
                 self._abort(producer)
+            else:
+                # What was produced before the failure is still delivered; wait a little so the reported
+                # counts say how much of it reached the broker.
+                sender.finish(FAILURE_FLUSH_S)
             raise
 
     def _abort(self, producer: Producer) -> None:
