@@ -49,7 +49,10 @@ def iso_duration(value: dt.timedelta) -> str:
 
 def dumps(obj: Any) -> bytes:
     """JSON bytes of a row or any value, with the project's type rules."""
-    return orjson.dumps(obj, default=_encode_other)
+    try:
+        return orjson.dumps(obj, default=_encode_other)
+    except orjson.JSONEncodeError as err:
+        raise RowEncodingError(str(err.__cause__ or err)) from err
 
 
 def key_text(value: Any) -> str:
@@ -102,7 +105,18 @@ class RowEncoder:
             self._suffix = b',"metadata":' + dumps(dict(metadata)) + b"}"
 
     def encode(self, row: Sequence[Any]) -> bytes:
-        data = orjson.dumps(dict(zip(self.columns, row, strict=True)), default=_encode_other)
+        try:
+            data = orjson.dumps(dict(zip(self.columns, row, strict=True)), default=_encode_other)
+        except orjson.JSONEncodeError as err:
+            raise RowEncodingError(self._explain(row, err)) from err
         if self._prefix:
             return self._prefix + data + self._suffix
         return data
+
+    def _explain(self, row: Sequence[Any], err: Exception) -> str:
+        for column, value in zip(self.columns, row, strict=True):
+            try:
+                orjson.dumps(value, default=_encode_other)
+            except orjson.JSONEncodeError:
+                return f"column {column!r}: cannot encode a {type(value).__name__} value as JSON"
+        return str(err)

@@ -1,0 +1,96 @@
+"""The Oracle-specific conversions, checked against oracledb's own type objects (no server needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import oracledb
+import pytest
+
+from pstt_provider.oracle import output_type_handler, tune_cursor
+from pstt_provider.query_file import parse_query_text
+
+
+@dataclass
+class FetchInfo:
+    type_code: Any
+    precision: int = 0
+    scale: int = 0
+
+
+@dataclass
+class Cursor:
+    """Stands in for an oracledb cursor: records the variables the handler asks for."""
+
+    arraysize: int = 100
+    prefetchrows: int = 2
+    requested: list[tuple[Any, int]] = field(default_factory=list)
+
+    def var(self, kind: Any, arraysize: int) -> tuple[Any, int]:
+        self.requested.append((kind, arraysize))
+        return (kind, arraysize)
+
+
+@pytest.mark.parametrize(
+    ("precision", "scale"),
+    [(38, 10), (0, -127), (10, 2), (19, 0), (38, 0)],
+    ids=["number-38-10", "plain-number", "number-10-2", "number-19-0", "number-38-0"],
+)
+def test_numbers_that_oracledb_would_round_or_overflow_arrive_as_decimal(precision, scale):
+    cursor = Cursor(arraysize=5000)
+
+    variable = output_type_handler(cursor, FetchInfo(oracledb.DB_TYPE_NUMBER, precision, scale))
+
+    assert variable == (Decimal, 5000)
+
+
+def test_small_integer_numbers_keep_oracledbs_exact_int_conversion():
+    assert output_type_handler(Cursor(), FetchInfo(oracledb.DB_TYPE_NUMBER, 10, 0)) is None
+
+
+@pytest.mark.parametrize(
+    ("lob", "inline"),
+    [
+        (oracledb.DB_TYPE_CLOB, oracledb.DB_TYPE_LONG),
+        (oracledb.DB_TYPE_NCLOB, oracledb.DB_TYPE_LONG_NVARCHAR),
+        (oracledb.DB_TYPE_BLOB, oracledb.DB_TYPE_LONG_RAW),
+    ],
+)
+def test_lobs_are_fetched_inline_as_str_or_bytes(lob, inline):
+    cursor = Cursor(arraysize=250)
+
+    assert output_type_handler(cursor, FetchInfo(lob)) == (inline, 250)
+
+
+@pytest.mark.parametrize("other", [oracledb.DB_TYPE_VARCHAR, oracledb.DB_TYPE_DATE, oracledb.DB_TYPE_RAW])
+def test_other_types_keep_the_driver_default(other):
+    assert output_type_handler(Cursor(), FetchInfo(other)) is None
+
+
+def test_fetch_tuning_makes_one_round_trip_per_batch():
+    cursor = Cursor()
+
+    tune_cursor(cursor, 10_000)
+
+    assert (cursor.arraysize, cursor.prefetchrows) == (10_000, 10_001)
+
+
+def test_sqlplus_references_become_oracle_named_binds():
+    query = parse_query_text(
+        "define DATA='2026-01-20' --Obbligatorio: data\n"
+        "define STATO='OK' --Opzionale: stato\n"
+        "SELECT * FROM T WHERE D = TO_DATE('&DATA', 'YYYY-MM-DD') AND S = &&STATO AND X = '&STATO.-x' AND Y = :DATA;\n"
+    )
+
+    statement = query.statement(oracledb.paramstyle)
+
+    assert oracledb.paramstyle == "named"
+    assert statement.sql == (
+        "SELECT * FROM T WHERE D = TO_DATE(:DATA, 'YYYY-MM-DD') AND S = :STATO AND X = (:STATO || '-x') AND Y = :DATA"
+    )
+    assert statement.bind({"DATA": "2026-01-20", "STATO": "x'; DROP TABLE T; --"}) == {
+        "DATA": "2026-01-20",
+        "STATO": "x'; DROP TABLE T; --",
+    }

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pstt_provider.serialization import RowEncoder, RowEncodingError, build_metadata, dumps, iso_duration, key_text
+
+EXTRACTED = dt.datetime(2026, 1, 20, 10, 30, tzinfo=dt.UTC)
+
+
+def test_decimals_are_exact_json_numbers_never_floats():
+    value = Decimal("1234567890123456789012345678.0123456789")
+
+    text = dumps({"amount": value})
+
+    assert text == b'{"amount":1234567890123456789012345678.0123456789}'
+    assert json.loads(text, parse_float=Decimal)["amount"] == value
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_any_finite_decimal_round_trips_exactly(value):
+    assert json.loads(dumps([value]), parse_float=Decimal, parse_int=Decimal)[0] == value
+
+
+def test_non_finite_decimals_become_strings_so_the_json_stays_valid():
+    assert json.loads(dumps([Decimal("NaN"), Decimal("-Infinity")])) == ["NaN", "-Infinity"]
+
+
+def test_dates_and_timestamps_are_iso_8601_with_the_offset_the_db_gave():
+    rome = dt.timezone(dt.timedelta(hours=1))
+    row = {
+        "day": dt.date(2026, 1, 20),
+        "naive": dt.datetime(2026, 1, 20, 10, 30, 0, 123456),
+        "aware": dt.datetime(2026, 1, 20, 10, 30, tzinfo=rome),
+        "utc": dt.datetime(2026, 1, 20, 10, 30, tzinfo=dt.UTC),
+    }
+
+    assert json.loads(dumps(row)) == {
+        "day": "2026-01-20",
+        "naive": "2026-01-20T10:30:00.123456",
+        "aware": "2026-01-20T10:30:00+01:00",
+        "utc": "2026-01-20T10:30:00+00:00",
+    }
+
+
+def test_binary_is_base64_whatever_buffer_type_the_driver_returns():
+    raw = bytes(range(256))
+    encoded = base64.b64encode(raw).decode()
+
+    assert json.loads(dumps([raw, bytearray(raw), memoryview(raw)])) == [encoded] * 3
+
+
+def test_text_is_utf8_not_escaped():
+    assert dumps({"città": "東京 «ü»"}) == '{"città":"東京 «ü»"}'.encode()
+
+
+def test_intervals_are_iso_8601_durations():
+    assert iso_duration(dt.timedelta(days=1, seconds=3661, microseconds=500000)) == "P1DT3661.5S"
+    assert iso_duration(dt.timedelta(seconds=-90)) == "-P0DT90S"
+    assert iso_duration(dt.timedelta(0)) == "P0DT0S"
+
+
+def test_unknown_types_fail_with_the_type_name():
+    with pytest.raises(RowEncodingError, match="complex"):
+        dumps({"z": 1j})
+
+
+def test_envelope_holds_the_row_and_the_run_metadata():
+    metadata = build_metadata(dag_id="d", run_id="r", task_id="t", query="Q.sql", extracted_at=EXTRACTED)
+    encoder = RowEncoder(["ID", "AMOUNT"], metadata)
+
+    message = json.loads(encoder.encode((7, Decimal("1.10"))), parse_float=Decimal)
+
+    assert message["data"] == {"ID": 7, "AMOUNT": Decimal("1.10")}
+    assert message["metadata"] == {
+        "schema_version": "1.0",
+        "system": "pstt-provider",
+        "dag_id": "d",
+        "run_id": "r",
+        "task_id": "t",
+        "query": "Q.sql",
+        "extracted_at": "2026-01-20T10:30:00+00:00",
+    }
+
+
+def test_without_metadata_the_value_is_the_row_object_alone():
+    assert RowEncoder(["a", "b"], None).encode((1, None)) == b'{"a":1,"b":null}'
+
+
+def test_keys_are_text_exact_for_numbers_iso_for_dates_base64_for_binary():
+    assert key_text("S-001") == "S-001"
+    assert key_text(42) == "42"
+    assert key_text(Decimal("12345678901234567890.5")) == "12345678901234567890.5"
+    assert key_text(dt.date(2026, 1, 20)) == "2026-01-20"
+    assert key_text(dt.datetime(2026, 1, 20, 10, 30)) == "2026-01-20T10:30:00"
+    assert key_text(b"\x00\x01") == "AAE="
+    assert key_text(True) == "true"
+    some = uuid.UUID(int=1)
+    assert key_text(some) == str(some)
+
+
+def test_a_row_with_an_unencodable_value_names_the_column():
+    with pytest.raises(RowEncodingError, match="column 'shape': cannot encode a complex value"):
+        RowEncoder(["id", "shape"], None).encode((1, 2j))
