@@ -1,0 +1,207 @@
+"""
+``make bench``: every variant over the same PostgreSQL table and broker, one process each, then the report.
+
+Environment: BENCH_ROWS (default 1,000,000), BENCH_RSS_MULTIPLIER (10; 0 skips the large pstt run),
+BENCH_SYNC_ROWS (airflow_produce_sync, default 20,000), BENCH_SEED_ROWS (seed_kafka_python, default 200,000),
+BENCH_PARTITIONS (3), BENCH_BOOTSTRAP (127.0.0.1:9092).
+``--only a,b`` runs some variants and writes .cache/bench/partial.json, leaving the published results alone;
+``--profile NAME`` runs one variant under cProfile and prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import report
+import settings
+import source
+import topics
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+VARIANTS = (
+    "fetch_only",
+    "produce_only",
+    "pstt_at_least_once",
+    "pstt_exactly_once",
+    "airflow_produce_async",
+    "airflow_produce_sync",
+    "seed_kafka_python",
+)
+VARIANT_TIMEOUT_S = 4 * 3600
+
+
+class BenchmarkError(RuntimeError):
+    """A variant or helper failed; the message says which and where its log is."""
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").replace("_", "").replace(",", "")
+    return int(value) if value else default
+
+
+def _variant_rows(name: str, rows: int) -> tuple[int, str]:
+    """The row count a variant runs on, and the note that says so when it is smaller than N."""
+    limits = {
+        "airflow_produce_sync": ("BENCH_SYNC_ROWS", 20_000, "flushes after every message"),
+        "seed_kafka_python": ("BENCH_SEED_ROWS", 200_000, "pure-Python client"),
+    }
+    if name not in limits:
+        return rows, ""
+    env, default, why = limits[name]
+    smaller = min(rows, _env_int(env, default))
+    return smaller, (f"first {smaller:,} rows only ({why}; {env})" if smaller < rows else "")
+
+
+def run_variant(
+    name: str, rows: int, table: source.SourceTable, row_json_bytes: float, workdir: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """One variant in its own process, on a fresh topic that is read back and deleted afterwards."""
+    partitions = _env_int("BENCH_PARTITIONS", 3)
+    topic = "-" if name == "fetch_only" else topics.create_topic(settings.BOOTSTRAP, name, partitions)
+    out = workdir / f"{name}-{rows}.json"
+    log = workdir / f"{name}-{rows}.log"
+    command = [
+        sys.executable,
+        str(HERE / "variants.py"),
+        name,
+        f"--rows={rows}",
+        f"--table={table.name}",
+        f"--topic={topic}",
+        f"--row-json-bytes={row_json_bytes}",
+        f"--out={out}",
+    ]
+    if profile:
+        command.append(f"--profile={profile}")
+    print(f"bench: {name} on {rows:,} rows ...", flush=True)
+    try:
+        with log.open("wb") as log_file:
+            code = subprocess.run(
+                command,
+                env=settings.variant_env(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                timeout=VARIANT_TIMEOUT_S,
+            ).returncode
+        if code != 0:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise BenchmarkError(f"{name} exited with {code}; log {log}:\n{tail}")
+        result = json.loads(out.read_text())
+        result["delivered"] = result["rows"] if topic == "-" else topics.delivered(settings.BOOTSTRAP, topic)
+    finally:
+        if topic != "-" and not os.environ.get("BENCH_KEEP_TOPICS"):
+            topics.delete_topic(settings.BOOTSTRAP, topic)
+    log.unlink()
+    print(
+        f"bench: {name}: {result['rows_per_s']:,.0f} rows/s, {result['mb_per_s']} MB/s, "
+        f"peak RSS {result['peak_rss_mb']} MB, delivered {result['delivered']:,}/{result['rows']:,}",
+        flush=True,
+    )
+    return result
+
+
+def run_factory_parse() -> dict[str, Any] | None:
+    """The factory engineer's parse benchmark, when it exists: its last stdout line is a JSON object."""
+    script = HERE / "factory_parse.py"
+    if not script.exists():
+        return None
+    print("bench: factory_parse ...", flush=True)
+    completed = subprocess.run(
+        [sys.executable, str(script)], env=settings.variant_env(), capture_output=True, text=True, timeout=3600
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.strip().startswith("{")]
+    if completed.returncode != 0 or not lines:
+        return {"error": f"exit {completed.returncode}: {(completed.stderr or completed.stdout)[-500:]}"}
+    return json.loads(lines[-1])
+
+
+def run_all(rows: int, names: Sequence[str], workdir: Path) -> dict[str, Any]:
+    started = time.time()
+    table = source.ensure_table(rows)
+    row_json_bytes = source.row_json_bytes(table)
+    results = []
+    for name in names:
+        variant_rows, note = _variant_rows(name, rows)
+        result = run_variant(name, variant_rows, table, row_json_bytes, workdir)
+        if note:
+            result["note"] = note
+        results.append(result)
+    document: dict[str, Any] = {
+        "rows": rows,
+        "machine": report.machine(),
+        "results": results,
+        "row_json_bytes": round(row_json_bytes, 1),
+        "partitions": _env_int("BENCH_PARTITIONS", 3),
+        "producer_config": {k: v for k, v in settings.producer_config().items() if k != "bootstrap.servers"},
+    }
+    multiplier = _env_int("BENCH_RSS_MULTIPLIER", 10)
+    base = next((r for r in results if r["name"] == "pstt_at_least_once"), None)
+    if multiplier > 1 and base:
+        big_rows = rows * multiplier
+        big_table = source.ensure_table(big_rows)
+        big = run_variant("pstt_at_least_once", big_rows, big_table, row_json_bytes, workdir)
+        document["rss_scaling"] = {
+            "multiplier": multiplier,
+            "rows": [rows, big_rows],
+            "peak_rss_mb": [base["peak_rss_mb"], big["peak_rss_mb"]],
+            "rows_per_s": [base["rows_per_s"], big["rows_per_s"]],
+            "delivered": [base["delivered"], big["delivered"]],
+        }
+    factory = run_factory_parse()
+    if factory is not None:
+        document["factory_parse"] = factory
+    document["wall_clock_s"] = round(time.time() - started, 1)
+    return document
+
+
+def profile(name: str, rows: int, workdir: Path) -> None:
+    table = source.ensure_table(rows)
+    stats_file = workdir / f"{name}.prof"
+    variant_rows, _ = _variant_rows(name, rows)
+    run_variant(name, variant_rows, table, source.row_json_bytes(table), workdir, profile=stats_file)
+    stats = pstats.Stats(str(stats_file))
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated variants to run (writes .cache/bench/partial.json)")
+    parser.add_argument("--profile", choices=VARIANTS, help="run one variant under cProfile")
+    args = parser.parse_args()
+    rows = _env_int("BENCH_ROWS", 1_000_000)
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pstt-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.profile:
+            profile(args.profile, rows, workdir)
+            return 0
+        names = [n.strip() for n in args.only.split(",")] if args.only else list(VARIANTS)
+        unknown = sorted(set(names) - set(VARIANTS))
+        if unknown:
+            parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+        document = run_all(rows, names, workdir)
+    if args.only:
+        partial = settings.ROOT / ".cache" / "bench" / "partial.json"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(document, indent=2) + "\n")
+        print(report.markdown_table(document))
+        return 0
+    report.publish(document, RESULTS, HERE.parent / "docs" / "performance.md")
+    print(report.markdown_table(document))
+    print(f"bench: wrote {RESULTS / 'latest.json'}, latest.md, latest.png and docs/performance.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""
+One benchmark variant, run in a process of its own so that its peak RSS is its own.
+
+``python benchmarks/variants.py NAME --rows N --table T --topic TOPIC --out FILE`` writes one result object to FILE.
+The clock runs from just before the variant opens its DB connection or producer to just after its last message
+is acknowledged (or its last row fetched): imports and the produce_only payload pool are outside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import json
+import resource
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import settings
+
+FETCH_BATCH = 5_000
+SEED_FLUSH_EVERY = 100
+POOL_SIZE = 10_000
+# Unique per process: exactly_once keys its transactional id and its run marker on the run id.
+RUN_ID = f"bench__{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Job:
+    rows: int
+    select: str
+    topic: str
+    row_json_bytes: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a variant moved: rows handled and the bytes (key + value) it produced, or fetched as JSON."""
+
+    rows: int
+    bytes: int
+    failed: int = 0
+
+
+def _metadata(job: Job, system: str) -> dict[str, str]:
+    """The seed's message envelope, so every variant's messages have about the same size as pstt's."""
+    return {
+        "schema_version": "1",
+        "system": system,
+        "dag_id": "bench",
+        "run_id": RUN_ID,
+        "task_id": "bench",
+        "query": job.select,
+        "extracted_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _stream_rows(job: Job, limit: int | None = None) -> Iterator[tuple[tuple[str, ...], Sequence[Sequence[Any]]]]:
+    """
+    Batches of rows exactly as the operator reads them: its ``stream_query`` (a server-side cursor for
+    PostgreSQL) over a connection from the Airflow hook of the benchmark's connection id.
+    """
+    from airflow.sdk import BaseHook
+
+    from pstt_provider.streaming import stream_query
+
+    connection = BaseHook.get_connection(settings.PG_CONN_ID).get_hook().get_conn()
+    sql = job.select + (f" LIMIT {int(limit)}" if limit else "")
+    with stream_query(connection, sql, {}, batch_size=FETCH_BATCH, source="bench") as result:
+        for batch in result.batches():
+            yield result.columns, batch
+
+
+def fetch_only(job: Job) -> Outcome:
+    rows = sum(len(batch) for _, batch in _stream_rows(job))
+    return Outcome(rows, round(rows * job.row_json_bytes))
+
+
+def produce_only(job: Job) -> Outcome:
+    """
+    The producer alone, as fast as it goes while still noticing failures: produce() of ready payloads,
+    poll() every 1,000 messages, one flush, delivery reports for failed messages only.
+    """
+    from confluent_kafka import Producer
+
+    pool = _PAYLOAD_POOL
+    failures = [0]
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures[0] += 1
+
+    producer = Producer({**settings.producer_config(), "on_delivery": on_delivery, "delivery.report.only.error": True})
+    produce, poll, topic = producer.produce, producer.poll, job.topic
+    size = 0
+    for i in range(job.rows):
+        key, value = pool[i % len(pool)]
+        size += len(key) + len(value)
+        while True:
+            try:
+                produce(topic, value, key)
+                break
+            except BufferError:
+                poll(0.05)
+        if i % 1000 == 0:
+            poll(0)
+    producer.flush()
+    return Outcome(job.rows, size, failures[0])
+
+
+def _pstt(job: Job, delivery: str) -> Outcome:
+    from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+
+    operator = SqlToKafkaOperator(
+        task_id="bench",
+        conn_id=settings.PG_CONN_ID,
+        topic=job.topic,
+        message_key_field="BARCODE",
+        sql=job.select,
+        kafka_config_id=settings.KAFKA_CONN_ID,
+        delivery=delivery,
+    )
+    result = operator.execute(_context(operator))
+    return Outcome(result["messages_sent"], result["bytes"], result["messages_failed"])
+
+
+def pstt_at_least_once(job: Job) -> Outcome:
+    return _pstt(job, "at_least_once")
+
+
+def pstt_exactly_once(job: Job) -> Outcome:
+    return _pstt(job, "exactly_once")
+
+
+def _json_messages(job: Job, system: str, counter: list[int], limit: int | None = None) -> Iterator[tuple[str, bytes]]:
+    """Rows as (key, JSON value) the way a hand-written producer function does it: stdlib json, default=str."""
+    metadata = _metadata(job, system)
+    dumps = json.dumps
+    for columns, batch in _stream_rows(job, limit):
+        key_index = columns.index("BARCODE")
+        for row in batch:
+            value = dumps({"data": dict(zip(columns, row, strict=True)), "metadata": metadata}, default=str).encode()
+            key = row[key_index]
+            counter[0] += len(key) + len(value)
+            yield key, value
+
+
+def _airflow(job: Job, synchronous: bool) -> Outcome:
+    from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
+
+    counter = [0]
+    operator = ProduceToTopicOperator(
+        task_id="bench",
+        topic=job.topic,
+        kafka_config_id=settings.KAFKA_CONN_ID,
+        producer_function=_json_messages,
+        producer_function_args=(job, "airflow", counter, job.rows),
+        synchronous=synchronous,
+    )
+    operator.execute(_context(operator))
+    return Outcome(job.rows, counter[0])
+
+
+def airflow_produce_async(job: Job) -> Outcome:
+    return _airflow(job, synchronous=False)
+
+
+def airflow_produce_sync(job: Job) -> Outcome:
+    return _airflow(job, synchronous=True)
+
+
+def seed_kafka_python(job: Job) -> Outcome:
+    """The seed tool's loop: kafka-python-ng send() per row, flush() every batch_size=100 rows."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**settings.kafka_python_config())
+    counter = [0]
+    pending = []
+    failed = 0
+    sent = 0
+    for key, value in _json_messages(job, "PSTT_Tool", counter, job.rows):
+        pending.append(producer.send(job.topic, key=key.encode(), value=value))
+        sent += 1
+        if len(pending) == SEED_FLUSH_EVERY:
+            producer.flush()
+            failed += sum(1 for future in pending if future.failed())
+            pending.clear()
+    producer.flush()
+    failed += sum(1 for future in pending if future.failed())
+    producer.close()
+    return Outcome(sent, counter[0], failed)
+
+
+VARIANTS: dict[str, Callable[[Job], Outcome]] = {
+    "fetch_only": fetch_only,
+    "produce_only": produce_only,
+    "pstt_at_least_once": pstt_at_least_once,
+    "pstt_exactly_once": pstt_exactly_once,
+    "airflow_produce_async": airflow_produce_async,
+    "airflow_produce_sync": airflow_produce_sync,
+    "seed_kafka_python": seed_kafka_python,
+}
+
+
+# Imported before the clock starts, like Airflow's own imports: the clock measures work, not module loading.
+_PREIMPORTS: dict[str, tuple[str, ...]] = {
+    "fetch_only": ("airflow.providers.postgres.hooks.postgres",),
+    "produce_only": ("airflow.providers.postgres.hooks.postgres", "confluent_kafka.admin"),
+    "pstt_at_least_once": ("pstt_provider.operators.sql_to_kafka", "airflow.providers.postgres.hooks.postgres"),
+    "pstt_exactly_once": ("pstt_provider.operators.sql_to_kafka", "airflow.providers.postgres.hooks.postgres"),
+    "airflow_produce_async": (
+        "airflow.providers.apache.kafka.operators.produce",
+        "airflow.providers.postgres.hooks.postgres",
+    ),
+    "airflow_produce_sync": (
+        "airflow.providers.apache.kafka.operators.produce",
+        "airflow.providers.postgres.hooks.postgres",
+    ),
+    "seed_kafka_python": ("kafka", "airflow.providers.postgres.hooks.postgres"),
+}
+
+
+def _context(operator: Any) -> dict[str, Any]:
+    """The smallest task context an operator's execute() reads: ids for metadata and an XCom sink."""
+    ti = _TaskInstance(operator.task_id)
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "run_id": RUN_ID,
+    }
+
+
+class _TaskInstance:
+    """Collects XComs in memory: the benchmark has no metadata DB and needs none."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.dag_id = "bench"
+        self.run_id = RUN_ID
+        self.try_number = 1
+        self.map_index = -1
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def _payload_pool(job: Job) -> list[tuple[bytes, bytes]]:
+    """Messages serialised before the clock starts by pstt's own encoder, over the table's first rows."""
+    from pstt_provider.serialization import RowEncoder, build_metadata
+
+    metadata = build_metadata(
+        dag_id="bench", run_id=RUN_ID, task_id="bench", query="<inline sql>", extracted_at=datetime.now(UTC)
+    )
+    pool = []
+    for columns, batch in _stream_rows(job, POOL_SIZE):
+        encode = RowEncoder(columns, metadata).encode
+        key_index = columns.index("BARCODE")
+        pool.extend((row[key_index].encode(), encode(row)) for row in batch)
+    return pool
+
+
+def _cpu_s() -> float:
+    """User + system CPU of this process, all threads (librdkafka's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+_PAYLOAD_POOL: list[tuple[bytes, bytes]] = []
+
+
+def main() -> None:
+    global _PAYLOAD_POOL
+    parser = argparse.ArgumentParser()
+    parser.add_argument("name", choices=sorted(VARIANTS))
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--row-json-bytes", type=float, required=True, help="mean size of a row as JSON")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of the timed part here")
+    args = parser.parse_args()
+
+    job = Job(args.rows, f"SELECT * FROM {args.table}", args.topic, args.row_json_bytes)
+    variant = VARIANTS[args.name]
+    for module in _PREIMPORTS.get(args.name, ()):
+        importlib.import_module(module)
+    if args.name == "produce_only":
+        _PAYLOAD_POOL = _payload_pool(job)
+
+    baseline_rss = _rss_now_mb()
+    profiler = cProfile.Profile() if args.profile else None
+    cpu_before = _cpu_s()
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    outcome = variant(job)
+    if profiler:
+        profiler.disable()
+    elapsed = time.perf_counter() - started
+    cpu = _cpu_s() - cpu_before
+    if profiler:
+        profiler.dump_stats(args.profile)
+    result = {
+        "name": args.name,
+        "rows": outcome.rows,
+        "seconds": round(elapsed, 3),
+        "rows_per_s": round(outcome.rows / elapsed, 1),
+        "mb_per_s": round(outcome.bytes / elapsed / 1e6, 2),
+        "bytes_per_row": round(outcome.bytes / outcome.rows, 1) if outcome.rows else 0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "baseline_rss_mb": round(baseline_rss, 1),
+        "cpu_s": round(cpu, 2),
+        "failed": outcome.failed,
+    }
+    args.out.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
