@@ -1,0 +1,98 @@
+"""
+Peak memory of one extraction, measured in a fresh process so nothing else in the test session counts.
+
+    .venv/bin/python tests/memory.py 200000        # prints {"rows": ..., "peak_rss_kb": ..., ...}
+
+The rows come from PostgreSQL's generate_series through ``SqlToKafkaOperator`` (server-side cursor) into a
+fresh topic on the local broker, which is deleted afterwards. ``measure_extraction`` is the helper tests use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOTSTRAP = os.environ.get("PSTT_MEMORY_BOOTSTRAP", "127.0.0.1:9092")
+SQL = (
+    "SELECT g AS id, (g * 1.0000000001)::numeric(38,10) AS amount, now() AS extracted, "
+    "'spedizione n° ' || g AS note FROM generate_series(1, {rows}) g"
+)
+
+
+def measure_extraction(rows: int, batch_size: int = 5000, timeout_s: float = 900) -> dict:
+    """Runs one extraction of ``rows`` rows in a subprocess and returns its figures (peak_rss_kb among them)."""
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), str(rows), str(batch_size)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=os.environ.copy(),
+        cwd=ROOT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"memory measurement of {rows} rows failed:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _extract(rows: int, batch_size: int) -> dict:
+    import resource
+    import time
+    import uuid
+
+    os.environ.setdefault(
+        "AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": BOOTSTRAP}})
+    )
+    os.environ.setdefault(
+        "AIRFLOW_CONN_PSTT_TEST_PG",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "127.0.0.1",
+                "port": 5432,
+                "login": "pstt",
+                "password": "pstt",
+                "schema": "pstt",
+            }
+        ),
+    )
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from operator_context import RecordingTaskInstance, context_for
+
+    from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+
+    topic = f"pstt-memory-{uuid.uuid4().hex[:12]}"
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    try:
+        operator = SqlToKafkaOperator(
+            task_id="memory",
+            conn_id="pstt_test_pg",
+            sql=SQL.format(rows=rows),
+            topic=topic,
+            message_key_field="id",
+            batch_size=batch_size,
+        )
+        started = time.monotonic()
+        result = operator.execute(context_for(RecordingTaskInstance()))
+        duration = time.monotonic() - started
+    finally:
+        admin.delete_topics([topic])[topic].result(timeout=30)
+    return {
+        "rows": result["rows"],
+        "messages_sent": result["messages_sent"],
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "duration_s": round(duration, 2),
+        "rows_per_s": round(rows / duration),
+        "latency_p99_ms": result["latency_ms"]["p99"],
+    }
+
+
+if __name__ == "__main__":
+    figures = _extract(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 5000)
+    print(json.dumps(figures))
