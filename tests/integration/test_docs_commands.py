@@ -1,0 +1,251 @@
+"""
+Every command in docs/*.md runs here or is checked against the real thing, so the docs cannot rot.
+
+The convention, by the info string of a fenced block:
+
+- ```bash        executed, in order, with ``bash -euo pipefail`` in a scratch copy of the repo (one per page, so a
+                 page's blocks share the files they create); every block must exit 0.
+- ```bash check  not executed, because it needs Docker, a running Airflow or a remote host. Every command in it is
+                 checked: ``airflow`` and ``pstt`` arguments must parse with the real CLI parsers, ``make`` targets
+                 must exist (``make -n``), ``curl`` URLs must be routes of Airflow's REST API (its OpenAPI spec), of
+                 its token endpoint or of the /pstt plugin app with that method, ``docker compose`` must name
+                 services of docker-compose.yaml. Any other command fails the test.
+- anything else (json, yaml, sql, text, powershell, ...) is not a command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+from conftest import ROOT
+
+DOCS = ROOT / "docs"
+SCRATCH_COPY = ("dags", "queries", "docker", "tests/fixtures/seed", "docker-compose.yaml", "Makefile", "pyproject.toml")
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+FILTERS = {"jq", "grep", "head", "tail", "sort", "wc"}
+AIRFLOW_TOKEN_PATH = ("POST", "/auth/token")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    info: str
+    body: str
+
+    @property
+    def where(self) -> str:
+        return f"docs/{self.page}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    text = page.read_text()
+    return [
+        Block(page.name, text.count("\n", 0, match.start()) + 1, match.group(1).strip(), match.group(2))
+        for match in FENCE.finditer(text)
+    ]
+
+
+def pages() -> list[Path]:
+    return sorted(DOCS.glob("*.md"))
+
+
+def pages_with(info: str) -> list[Path]:
+    return [page for page in pages() if any(block.info == info for block in blocks(page))]
+
+
+# ------------------------------------------------------------------ executed blocks
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    for name in SCRATCH_COPY:
+        source = ROOT / name
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    return tmp_path
+
+
+def shell_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PSTT_")}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    return env
+
+
+@pytest.mark.parametrize("page", pages_with("bash"), ids=lambda page: page.name)
+def test_the_commands_of_each_page_run(page, scratch, kafka_bootstrap):
+    for block in blocks(page):
+        if block.info != "bash":
+            continue
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.body],
+            cwd=scratch,
+            env=shell_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"{block.where} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+
+
+# ------------------------------------------------------------------- checked blocks
+
+
+def commands(body: str) -> list[list[str]]:
+    """Each command of a block as words: continuation lines joined, comments dropped, pipelines split."""
+    joined = re.sub(r"\\\n\s*", " ", body)
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        substitution = re.fullmatch(r"[A-Z_][A-Z0-9_]*=\$\((.*)\)", line)
+        if substitution:
+            line = substitution.group(1)
+        lexer = shlex.shlex(line, posix=True, punctuation_chars="|;&")
+        lexer.whitespace_split = True
+        words: list[str] = []
+        for word in lexer:
+            if word in {"|", ";", "&&", "||"}:
+                result.append(words)
+                words = []
+            elif word.startswith("#"):
+                break
+            else:
+                words.append(word)
+        result.append(words)
+    return [words for words in result if words]
+
+
+@cache
+def airflow_parser():
+    from airflow.cli.cli_parser import get_parser
+
+    return get_parser()
+
+
+def check_airflow(args: list[str]) -> None:
+    try:
+        airflow_parser().parse_args(args)
+    except SystemExit as exit_:
+        if exit_.code:
+            raise AssertionError(f"airflow {' '.join(args)}: not a valid Airflow command") from None
+
+
+def check_pstt(args: list[str]) -> None:
+    from pstt_provider.cli import _parser
+
+    try:
+        _parser().parse_args(args)
+    except SystemExit as exit_:
+        if exit_.code:
+            raise AssertionError(f"pstt {' '.join(args)}: not a valid pstt command") from None
+
+
+def check_make(args: list[str]) -> None:
+    for target in (arg for arg in args if not arg.startswith("-")):
+        result = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"make {target}: {result.stderr}"
+
+
+@cache
+def compose_services() -> frozenset[str]:
+    return frozenset(yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"])
+
+
+def check_docker(args: list[str]) -> None:
+    assert args[:1] == ["compose"], f"docker {' '.join(args)}: only `docker compose` is documented"
+    sub, rest = args[1], [arg for arg in args[2:] if not arg.startswith("-")]
+    if sub in {"exec", "logs", "restart", "stop", "start", "run"}:
+        assert rest and rest[0] in compose_services(), f"docker compose {sub}: unknown service in {rest}"
+        if sub == "exec" and rest[1:2] == ["airflow"]:
+            check_airflow(args[args.index(rest[0]) + 2 :])
+    else:
+        assert sub in {"up", "down", "ps", "build", "pull", "config"}, f"docker compose {sub}"
+        assert set(rest) <= compose_services(), f"docker compose {sub}: unknown services {set(rest)}"
+
+
+@cache
+def routes() -> frozenset[tuple[str, str]]:
+    """(METHOD, path pattern) of Airflow's REST API, its token endpoint and the /pstt plugin app."""
+    import airflow.api_fastapi.core_api.openapi as openapi
+
+    spec = yaml.safe_load((Path(openapi.__file__).parent / "v2-rest-api-generated.yaml").read_text())
+    found = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    from pstt_provider.plugins.metrics import PsttPlugin
+
+    for app in PsttPlugin.fastapi_apps:
+        for route in app["app"].routes:
+            for method in getattr(route, "methods", None) or ():
+                found.add((method, app["url_prefix"] + route.path))
+    found.add(AIRFLOW_TOKEN_PATH)
+    return frozenset(found)
+
+
+def check_curl(args: list[str]) -> None:
+    url = next(arg for arg in args if arg.startswith("http"))
+    method = args[args.index("-X") + 1] if "-X" in args else ("POST" if {"-d", "--data"} & set(args) else "GET")
+    path = urlparse(url).path
+    for known_method, pattern in routes():
+        regex = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(pattern)) + "/?$"
+        if known_method == method and re.match(regex, path):
+            return
+    raise AssertionError(f"curl {method} {path}: no such route in Airflow's REST API or the /pstt plugin")
+
+
+CHECKERS = {
+    "airflow": check_airflow,
+    "pstt": check_pstt,
+    "make": check_make,
+    "docker": check_docker,
+    "curl": check_curl,
+}
+
+
+def check_command(words: list[str]) -> None:
+    if words[0] == "scripts/airflow.sh":
+        assert words[1] in {"run", "up", "down", "env"}, f"scripts/airflow.sh {words[1]}"
+        if words[1] == "run":
+            check_airflow(words[2:])
+        return
+    if words[0] in FILTERS:
+        return
+    checker = CHECKERS.get(words[0])
+    assert checker is not None, f"{words[0]}: not a command the docs test can check (run it in a ```bash block)"
+    checker(words[1:])
+
+
+CHECKED = [block for page in pages() for block in blocks(page) if block.info == "bash check"]
+
+
+@pytest.mark.parametrize("block", CHECKED, ids=lambda block: block.where)
+def test_each_command_that_cannot_run_here_is_checked_against_the_real_cli(block):
+    for words in commands(block.body):
+        try:
+            check_command(words)
+        except AssertionError as error:
+            raise AssertionError(f"{block.where}: {error}") from None
+
+
+def test_shell_blocks_are_either_run_or_checked():
+    loose = [
+        block.where
+        for page in pages()
+        for block in blocks(page)
+        if block.info.split(" ")[0] in {"sh", "shell", "console", "bash"} and block.info not in {"bash", "bash check"}
+    ]
+    assert loose == [], "use ```bash (run) or ```bash check (checked) for commands"
