@@ -60,7 +60,6 @@ def _extract(rows: int, batch_size: int) -> dict:
             }
         ),
     )
-    sys.path.insert(0, str(ROOT / "tests" / "integration"))
     from confluent_kafka.admin import AdminClient, NewTopic
     from operator_context import RecordingTaskInstance, context_for
 
