@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,9 +36,11 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     exists,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from pstt_provider.latency import LatencyHistogram
@@ -91,6 +94,7 @@ state_table = Table(
 _WATERMARK = "xcom_watermark"
 _PURGED_BEFORE = "purged_before"
 _ready_engines: set[str] = set()
+_create_lock = threading.Lock()
 
 
 class MalformedSummaryError(ValueError):
@@ -108,8 +112,17 @@ def retention_days() -> int:
 def ensure_tables(engine: Engine) -> None:
     """Create the pstt tables on first use; they live beside Airflow's and outside its migrations."""
     key = str(engine.url)
-    if key not in _ready_engines:
-        metadata.create_all(engine, checkfirst=True)
+    if key in _ready_engines:
+        return
+    with _create_lock:
+        if key in _ready_engines:
+            return
+        try:
+            metadata.create_all(engine, checkfirst=True)
+        except DBAPIError:
+            # Another API server worker created them between our check and our CREATE.
+            if not all(inspect(engine).has_table(table.name) for table in metadata.sorted_tables):
+                raise
         _ready_engines.add(key)
 
 
@@ -155,17 +168,8 @@ def _state(session: Session, name: str) -> datetime | None:
     return session.scalar(select(state_table.c.value).where(state_table.c.name == name))
 
 
-def _set_state(session: Session, name: str, value: datetime) -> None:
-    if _state(session, name) is None:
-        session.execute(state_table.insert().values(name=name, value=value))
-    else:
-        session.execute(state_table.update().where(state_table.c.name == name).values(value=value))
-
-
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert the rows not stored yet (the unique try key decides), whatever other readers do meanwhile."""
-    if not rows:
-        return 0
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite, PostgreSQL) or ON DUPLICATE KEY (MySQL)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -173,9 +177,27 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.mysql import insert
+    return insert
 
-        return session.execute(insert(runs_table).prefix_with("IGNORE"), rows).rowcount
-    statement = insert(runs_table).on_conflict_do_nothing(
+
+def _set_state(session: Session, name: str, value: datetime) -> None:
+    """Upsert, as concurrent readers (API server workers, ``pstt health``) may write the same state."""
+    statement = _insert(session)(state_table).values(name=name, value=value)
+    if session.get_bind().dialect.name == "mysql":
+        statement = statement.on_duplicate_key_update(value=value)
+    else:
+        statement = statement.on_conflict_do_update(index_elements=["name"], set_={"value": value})
+    session.execute(statement)
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert the rows not stored yet (the unique try key decides), whatever other readers do meanwhile."""
+    if not rows:
+        return 0
+    statement = _insert(session)(runs_table)
+    if session.get_bind().dialect.name == "mysql":
+        return session.execute(statement.prefix_with("IGNORE"), rows).rowcount
+    statement = statement.on_conflict_do_nothing(
         index_elements=["dag_id", "run_id", "task_id", "map_index", "try_number"]
     )
     return sum(session.execute(statement.values(row)).rowcount for row in rows)
@@ -218,9 +240,9 @@ def cleanup(session: Session, days: int) -> int:
     deleted = 0
     if session.scalar(select(exists().where(old))):
         deleted = session.execute(delete(runs_table).where(old)).rowcount
-    purged_before = _state(session, _PURGED_BEFORE)
-    if purged_before is None or cutoff > purged_before:
-        _set_state(session, _PURGED_BEFORE, cutoff)
+        purged_before = _state(session, _PURGED_BEFORE)
+        if purged_before is None or cutoff > purged_before:
+            _set_state(session, _PURGED_BEFORE, cutoff)
     session.commit()
     return deleted
 
