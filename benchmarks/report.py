@@ -20,6 +20,8 @@ ALTERNATIVES = ("airflow_produce_async", "airflow_produce_sync", "seed_kafka_pyt
 TARGETS = {"pstt_at_least_once": 0.6, "pstt_exactly_once": 0.5}
 RSS_TOLERANCE = 1.15
 FACTORY_MS_PER_SPEC = 5.0
+# benchmarks/factory_parse.py's figure: building the DAGs plus the validation DAG file, per spec.
+FACTORY_FIGURE = "total_ms_per_spec"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,8 +69,8 @@ def _delivery_cell(result: dict[str, Any]) -> str:
 
 def markdown_table(document: dict[str, Any]) -> str:
     lines = [
-        "| variant | rows | rows/s | MB/s | bytes/msg | peak RSS MB | CPU µs/row | delivered | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| variant | rows | rows/s | MB/s | bytes/msg | peak RSS MB | CPU µs/row | busy cores | delivered | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in document["results"]:
         note = r.get("note", "")
@@ -76,7 +78,8 @@ def markdown_table(document: dict[str, Any]) -> str:
             note = "; ".join(filter(None, [note, "MB/s counts each row as its JSON size"]))
         lines.append(
             f"| {r['name']} | {r['rows']:,} | {r['rows_per_s']:,.0f} | {r['mb_per_s']:.1f} | {r['bytes_per_row']:.0f} "
-            f"| {r['peak_rss_mb']:.0f} | {r['cpu_s'] / max(r['rows'], 1) * 1e6:.1f} | {_delivery_cell(r)} | {note} |"
+            f"| {r['peak_rss_mb']:.0f} | {r['cpu_s'] / max(r['rows'], 1) * 1e6:.1f} | {r['machine_busy_cores']:.2f} "
+            f"| {_delivery_cell(r)} | {note} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -110,10 +113,10 @@ def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
         verdict = ("meets" if value <= RSS_TOLERANCE else "MISSES") + f" <= {RSS_TOLERANCE}"
         rows.append((f"pstt peak RSS at {scaling['multiplier']} x N / at N", value, verdict))
     factory = document.get("factory_parse")
-    if factory and "ms_per_spec" in factory:
-        value = float(factory["ms_per_spec"])
+    if factory and FACTORY_FIGURE in factory:
+        value = float(factory[FACTORY_FIGURE])
         verdict = ("meets" if value < FACTORY_MS_PER_SPEC else "MISSES") + f" < {FACTORY_MS_PER_SPEC} ms"
-        rows.append(("DAG-factory parse, ms per spec", value, verdict))
+        rows.append(("DAG-factory parse, ms per spec (both DAG files)", value, verdict))
     lost = [r["name"] for r in document["results"] if r["delivered"] != r["rows"]]
     rows.append(("variants whose delivered count differs from rows", float(len(lost)), ", ".join(lost) or "none"))
     return rows
@@ -191,8 +194,14 @@ def performance_doc(document: dict[str, Any]) -> str:
     elif "error" in factory:
         parts += [f"DAG-factory parse benchmark failed: `{factory['error']}`", ""]
     else:
-        detail = ", ".join(f"{k} = {v}" for k, v in factory.items())
-        parts += [f"DAG-factory parse: {detail}.", ""]
+        parts += [
+            f"DAG-factory parse ({factory.get('specs', '?')} generated specs through a DagBag, "
+            "`benchmarks/factory_parse.py`): "
+            f"{factory.get('dag_file_ms_per_spec', '?')} ms per spec building the DAGs + "
+            f"{factory.get('validation_file_ms_per_spec', '?')} ms per spec for the validation DAG file = "
+            f"{factory.get(FACTORY_FIGURE, '?')} ms per spec.",
+            "",
+        ]
     config = ", ".join(f"`{k}={v}`" for k, v in document.get("producer_config", {}).items())
     parts += [
         "## What each variant does",

@@ -52,7 +52,7 @@ SELECT
     i %% 17 = 0,
     lpad((i * 31 %% 100000)::text, 5, '0'),
     CASE WHEN i %% 5 = 0 THEN NULL ELSE 'Citofono ' || (i %% 97) END
-FROM generate_series(1, %(rows)s) AS i
+FROM generate_series(1::bigint, %(rows)s) AS i
 """
 
 

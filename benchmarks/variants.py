@@ -12,6 +12,7 @@ import argparse
 import cProfile
 import importlib
 import json
+import os
 import resource
 import time
 import uuid
@@ -271,6 +272,13 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (every process: broker, PostgreSQL, anyone else) since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_now_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -303,6 +311,7 @@ def main() -> None:
     baseline_rss = _rss_now_mb()
     profiler = cProfile.Profile() if args.profile else None
     cpu_before = _cpu_s()
+    busy_before = _machine_busy_s()
     started = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -311,6 +320,7 @@ def main() -> None:
         profiler.disable()
     elapsed = time.perf_counter() - started
     cpu = _cpu_s() - cpu_before
+    busy_cores = (_machine_busy_s() - busy_before) / elapsed
     if profiler:
         profiler.dump_stats(args.profile)
     result = {
@@ -323,6 +333,7 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "baseline_rss_mb": round(baseline_rss, 1),
         "cpu_s": round(cpu, 2),
+        "machine_busy_cores": round(busy_cores, 2),
         "failed": outcome.failed,
     }
     args.out.write_text(json.dumps(result))
