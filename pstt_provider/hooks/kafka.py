@@ -57,6 +57,13 @@ class PsttKafkaHook(KafkaBaseHook):
 
     def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
+        self._connection_config: dict[str, Any] | None = None
+
+    def _build_config(self) -> dict[str, Any]:
+        """The connection's config, read once per hook: inside a task every lookup is a call to the API server."""
+        if self._connection_config is None:
+            self._connection_config = super()._build_config()
+        return dict(self._connection_config)
 
     def explicit_config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """What the connection and the overrides set, without the defaults: to tell a choice from a default."""

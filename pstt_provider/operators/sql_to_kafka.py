@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -199,7 +200,7 @@ class SqlToKafkaOperator(BaseOperator):
         state = _RunState()
         try:
             self._publish(context, state, started_at)
-        except Exception as err:
+        except BaseException as err:
             result = self._result(ti, state, started_at, started, "failed", f"{type(err).__name__}: {err}")
             ti.xcom_push(key=XCOM_KEY, value=result)
             raise
@@ -228,6 +229,10 @@ class SqlToKafkaOperator(BaseOperator):
     ) -> dict[str, Any]:
         tracker = state.sender.tracker if state.sender is not None else DeliveryTracker()
         counts = result_counts(tracker)
+        if self.delivery == "exactly_once" and outcome == "failed":
+            # The transaction was aborted: what the broker acknowledged is invisible to read_committed consumers.
+            counts["messages_aborted"] = counts["messages_sent"]
+            counts["messages_sent"] = 0
         errors = list(tracker.errors)
         if error and error not in errors:
             errors.insert(0, error)
@@ -254,34 +259,24 @@ class SqlToKafkaOperator(BaseOperator):
         query = self._query()
         values = self._bind_values(query)
         kafka = PsttKafkaHook(self.kafka_config_id)
-        overrides = dict(self.producer_config)
         exactly_once = self.delivery == "exactly_once"
         txn_id = transactional_id(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
-        if exactly_once:
-            overrides.setdefault("transactional.id", txn_id)
-            overrides.setdefault("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS)
-            if "message.timeout.ms" not in kafka.explicit_config(self.producer_config):
-                # librdkafka refuses a message timeout longer than the transaction it belongs to.
-                overrides["message.timeout.ms"] = min(
-                    int(SAFE_PRODUCER_DEFAULTS["message.timeout.ms"]), int(overrides["transaction.timeout.ms"])
-                )
+        overrides = self._producer_overrides(kafka, txn_id if exactly_once else None)
         admin = kafka.get_admin_client()
         kafka.check_reachable(admin, self.topic, self.metadata_timeout_s)
         producer = kafka.get_producer(kafka.fit_to_topic(admin, self.topic, overrides, self.metadata_timeout_s))
-        dead_letter_producer = None
-        if self.dead_letter_topic:
-            dead_letter_topic = self.dead_letter_topic
-            kafka.check_reachable(admin, dead_letter_topic, self.metadata_timeout_s)
-            plain = {k: v for k, v in self.producer_config.items() if not k.startswith("transaction")}
-            dead_letter_config = kafka.fit_to_topic(admin, dead_letter_topic, plain, self.metadata_timeout_s)
-
-            def dead_letter_producer() -> Producer:
-                return kafka.get_producer(dead_letter_config)
+        flush_timeout_s = float(kafka.producer_config(overrides)["message.timeout.ms"]) / 1000 + self.flush_grace_s
+        sender = kafka.bulk_sender(
+            producer,
+            self.topic,
+            dead_letter_topic=self.dead_letter_topic,
+            dead_letter_producer=self._dead_letter_producer(kafka, admin),
+        )
 
         clock: TransactionClock | None = None
         marker_partitions = 0
         if exactly_once:
-            connection_config = kafka._build_config()
+            connection_config = kafka.explicit_config()
             producer.init_transactions(self.metadata_timeout_s)
             marker_partitions = ensure_marker_topic(connection_config, self.run_marker_topic, self.metadata_timeout_s)
             marker = find_marker(
@@ -300,39 +295,27 @@ class SqlToKafkaOperator(BaseOperator):
                 state.extra["already_published"] = marker
                 return
             producer.begin_transaction()
-            clock = TransactionClock(int(kafka.producer_config(overrides)["transaction.timeout.ms"]))
+            clock = TransactionClock(int(overrides["transaction.timeout.ms"]))
 
-        sender = kafka.bulk_sender(
-            producer, self.topic, dead_letter_topic=self.dead_letter_topic, dead_letter_producer=dead_letter_producer
-        )
         state.sender = sender
         try:
             self._stream_rows(query, values, ti, started_at, sender, state, clock)
-            flush_timeout_s = (
-                float(kafka.producer_config(overrides).get("message.timeout.ms", 300_000)) / 1000 + self.flush_grace_s
-            )
             sender.finish(flush_timeout_s)
             sender.raise_for_failures()
-            if exactly_once:
-                assert clock is not None
+            if clock is not None:
                 clock.check(state.rows)
-                produce_marker(
-                    producer,
-                    self.run_marker_topic,
-                    marker_partitions,
-                    txn_id,
-                    {
-                        "dag_id": ti.dag_id,
-                        "task_id": ti.task_id,
-                        "run_id": ti.run_id,
-                        "map_index": getattr(ti, "map_index", -1),
-                        "try_number": ti.try_number,
-                        "topic": self.topic,
-                        "rows": state.rows,
-                        "messages": sender.tracker.acked,
-                        "committed_at": dt.datetime.now(dt.UTC).isoformat(),
-                    },
-                )
+                marker = {
+                    "dag_id": ti.dag_id,
+                    "task_id": ti.task_id,
+                    "run_id": ti.run_id,
+                    "map_index": getattr(ti, "map_index", -1),
+                    "try_number": ti.try_number,
+                    "topic": self.topic,
+                    "rows": state.rows,
+                    "messages": sender.tracker.acked,
+                    "committed_at": dt.datetime.now(dt.UTC).isoformat(),
+                }
+                produce_marker(producer, self.run_marker_topic, marker_partitions, txn_id, marker)
                 producer.commit_transaction(flush_timeout_s)
         except BaseException:
             if exactly_once:
@@ -342,6 +325,29 @@ class SqlToKafkaOperator(BaseOperator):
                 # counts say how much of it reached the broker.
                 sender.finish(FAILURE_FLUSH_S)
             raise
+
+    def _producer_overrides(self, kafka: PsttKafkaHook, txn_id: str | None) -> dict[str, Any]:
+        """The operator's producer_config plus, for exactly_once, the transaction settings."""
+        overrides = dict(self.producer_config)
+        if txn_id is None:
+            return overrides
+        overrides.setdefault("transactional.id", txn_id)
+        overrides.setdefault("transaction.timeout.ms", DEFAULT_TRANSACTION_TIMEOUT_MS)
+        if "message.timeout.ms" not in kafka.explicit_config(self.producer_config):
+            # librdkafka refuses a message timeout longer than the transaction it belongs to.
+            overrides["message.timeout.ms"] = min(
+                int(SAFE_PRODUCER_DEFAULTS["message.timeout.ms"]), int(overrides["transaction.timeout.ms"])
+            )
+        return overrides
+
+    def _dead_letter_producer(self, kafka: PsttKafkaHook, admin: Any) -> Callable[[], Producer] | None:
+        """A factory for the plain (never transactional) producer of dead letters, fitted to their topic."""
+        if not self.dead_letter_topic:
+            return None
+        kafka.check_reachable(admin, self.dead_letter_topic, self.metadata_timeout_s)
+        plain = {k: v for k, v in self.producer_config.items() if not k.startswith("transaction")}
+        config = kafka.fit_to_topic(admin, self.dead_letter_topic, plain, self.metadata_timeout_s)
+        return partial(kafka.get_producer, config)
 
     def _abort(self, producer: Producer) -> None:
         try:
