@@ -171,8 +171,13 @@ _DB_FIELDS = {
 }
 _DB_TYPES = {"oracle": "oracle", "postgres": "postgres", "postgresql": "postgres", "sqlite": "sqlite"}
 _SMTP_VARIABLES = {"SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM"}
-_SMTP_NOTES = {
+# The runbook's other .env settings: not connections, and where each one lives now.
+OTHER_SETTINGS: dict[str, str] = {
     "SMTP_TO": "recipients are per job: email_notification.recipients in each spec",
+    "ALERT_SUCCESS_RATE_WARNING": "`pstt health` threshold: AIRFLOW__PSTT__SUCCESS_RATE_WARNING",
+    "ALERT_SUCCESS_RATE_CRITICAL": "`pstt health` threshold: AIRFLOW__PSTT__SUCCESS_RATE_CRITICAL",
+    "ALERT_LATENCY_P99_WARNING": "`pstt health` threshold: AIRFLOW__PSTT__LATENCY_P99_WARNING_MS",
+    "ALERT_LATENCY_P99_CRITICAL": "`pstt health` threshold: AIRFLOW__PSTT__LATENCY_P99_CRITICAL_MS",
 }
 
 
@@ -269,8 +274,8 @@ def _env_notes(env: Mapping[str, str | None], variables: Variables, env_path: st
     for name in env:
         if name in NOT_LIBRDKAFKA:
             notes.append(f"{name} is not a producer setting: {NOT_LIBRDKAFKA[name]}")
-        elif name in _SMTP_NOTES:
-            notes.append(f"{name}: {_SMTP_NOTES[name]}")
+        elif name in OTHER_SETTINGS:
+            notes.append(f"{name}: {OTHER_SETTINGS[name]}")
         elif name.startswith("KAFKA_") and name not in _SETTINGS_BY_ENV and name not in referenced:
             known = sorted([*_SETTINGS_BY_ENV, *NOT_LIBRDKAFKA])
             close = difflib.get_close_matches(name, known, n=1)

@@ -106,7 +106,7 @@ def test_the_commands_of_each_page_run(page, scratch, kafka_bootstrap):
 
 
 def commands(body: str) -> list[list[str]]:
-    """Each command of a block as words: continuation lines joined, comments dropped, pipelines split."""
+    """Each command of a block as words: lines joined, comments and redirections dropped, pipelines split."""
     joined = re.sub(r"\\\n\s*", " ", body)
     result = []
     for line in joined.splitlines():
@@ -116,15 +116,18 @@ def commands(body: str) -> list[list[str]]:
         substitution = re.fullmatch(r"[A-Z_][A-Z0-9_]*=\$\((.*)\)", line)
         if substitution:
             line = substitution.group(1)
-        lexer = shlex.shlex(line, posix=True, punctuation_chars="|;&")
+        lexer = shlex.shlex(line, posix=True, punctuation_chars="|;&<>")
         lexer.whitespace_split = True
         words: list[str] = []
+        redirected = False
         for word in lexer:
             if word in {"|", ";", "&&", "||"}:
                 result.append(words)
                 words = []
-            elif word.startswith("#"):
-                break
+            elif word in {">", ">>", "<"}:
+                redirected = True
+            elif redirected:
+                redirected = False
             else:
                 words.append(word)
         result.append(words)

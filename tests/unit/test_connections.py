@@ -325,3 +325,13 @@ def test_the_seed_example_maps_each_environment_to_one_kafka_connection(tmp_path
     assert produzione["extra"]["sasl.password"] == "prod-pw"
     assert plan.connections["collaudo"]["extra"]["sasl.mechanism"] == "PLAIN"
     assert plan.connections["development"]["extra"]["security.protocol"] == "PLAINTEXT"
+
+
+def test_the_runbooks_alert_thresholds_are_reported_as_pstt_health_settings(tmp_path):
+    env = "ALERT_SUCCESS_RATE_WARNING=98\nALERT_LATENCY_P99_CRITICAL=5000\nSMTP_TO=ops@example.com\n"
+    notes = plan_for(tmp_path, {}, env).notes
+    assert any("ALERT_SUCCESS_RATE_WARNING" in note and "AIRFLOW__PSTT__SUCCESS_RATE_WARNING" in note for note in notes)
+    assert any(
+        "ALERT_LATENCY_P99_CRITICAL" in note and "AIRFLOW__PSTT__LATENCY_P99_CRITICAL_MS" in note for note in notes
+    )
+    assert any("SMTP_TO" in note and "email_notification.recipients" in note for note in notes)
