@@ -1,0 +1,77 @@
+"""Prometheus exposition of stored runs (pure: the loaders are plain functions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pstt_provider.latency import LatencyHistogram
+from pstt_provider.metrics.aggregate import DeliveryRun
+from pstt_provider.metrics.kafka_health import ConnectionHealth
+from pstt_provider.metrics.prometheus import exposition, prometheus_buckets
+
+
+def run(dag_id: str, topic: str, sent: int, failed: int, latencies: list[float]) -> DeliveryRun:
+    histogram = LatencyHistogram()
+    for ms in latencies:
+        histogram.record(ms)
+    return DeliveryRun(
+        dag_id,
+        "r",
+        "t",
+        -1,
+        1,
+        topic,
+        "success" if not failed else "failed",
+        sent + failed,
+        sent,
+        failed,
+        0,
+        sent * 10,
+        1.0,
+        None,
+        datetime(2026, 1, 20, tzinfo=UTC),
+        histogram,
+    )
+
+
+def samples(text: bytes) -> dict:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+    }
+
+
+def test_counters_by_dag_and_topic_latency_histogram_by_topic_and_connection_up():
+    runs = [run("d1", "a", 3, 0, [2.0, 4.0, 600.0]), run("d1", "a", 2, 1, [3.0, 3.0]), run("d2", "b", 0, 4, [])]
+    health = [ConnectionHealth("kafka_default", True, 1.0, 1, None), ConnectionHealth("kafka_dr", False, None, 0, "x")]
+
+    values = samples(exposition(lambda: runs, lambda: health))
+
+    a = (("dag_id", "d1"), ("topic", "a"))
+    assert values[("pstt_kafka_messages_sent_total", a)] == 5
+    assert values[("pstt_kafka_messages_failed_total", a)] == 1
+    assert values[("pstt_kafka_bytes_total", a)] == 50
+    assert values[("pstt_kafka_messages_failed_total", (("dag_id", "d2"), ("topic", "b")))] == 4
+    assert values[("pstt_kafka_runs_total", (("dag_id", "d1"), ("state", "failed"), ("topic", "a")))] == 1
+    assert values[("pstt_kafka_delivery_latency_seconds_count", (("topic", "a"),))] == 5
+    assert values[("pstt_kafka_delivery_latency_seconds_bucket", (("le", "0.005"), ("topic", "a")))] == 4
+    assert values[("pstt_kafka_delivery_latency_seconds_bucket", (("le", "0.5"), ("topic", "a")))] == 4
+    assert values[("pstt_kafka_delivery_latency_seconds_bucket", (("le", "1.0"), ("topic", "a")))] == 5
+    assert values[("pstt_kafka_connection_up", (("conn_id", "kafka_default"),))] == 1
+    assert values[("pstt_kafka_connection_up", (("conn_id", "kafka_dr"),))] == 0
+
+
+def test_buckets_are_cumulative_and_never_report_a_latency_below_its_bound():
+    histogram = LatencyHistogram()
+    for ms in (0.5, 9.9, 10.5, 2600.0):
+        histogram.record(ms)
+    buckets = dict(prometheus_buckets(histogram))
+    assert buckets["0.001"] == 1
+    assert buckets["0.01"] == 1  # 9.9 ms lies in a fine bucket reaching past 10 ms: counted under the next bound
+    assert buckets["0.025"] == 3
+    assert buckets["2.5"] == 3
+    assert buckets["5.0"] == buckets["+Inf"] == 4
+    assert list(buckets.values()) == sorted(buckets.values())
