@@ -20,6 +20,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pstt_provider.latency import LatencyHistogram
 
 MAX_ERRORS_KEPT = 5
+POLL_EVERY = 256
+"""Serve delivery reports every this many messages: often enough to keep the queue moving, not per message."""
 DEAD_LETTER_ERROR_HEADER = "pstt-error"
 DEAD_LETTER_TOPIC_HEADER = "pstt-source-topic"
 DEAD_LETTER_SIZE_HEADER = "pstt-value-bytes"
@@ -150,7 +152,8 @@ class BulkSender:
                 self._too_large(key, value, err.args[0].str())
                 return
         self.tracker.produced += 1
-        self.producer.poll(0)
+        if not self.tracker.produced % POLL_EVERY:
+            self.producer.poll(0)
 
     def _too_large(self, key: str | bytes | None, value: bytes, reason: str) -> None:
         key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key

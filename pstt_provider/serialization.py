@@ -55,21 +55,36 @@ def dumps(obj: Any) -> bytes:
         raise RowEncodingError(str(err.__cause__ or err)) from err
 
 
+def _base64_text(value: bytes | bytearray | memoryview) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+_KEY_TEXT_BY_TYPE = {
+    int: str,
+    Decimal: str,
+    float: repr,
+    bool: lambda value: "true" if value else "false",
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+    dt.time: dt.time.isoformat,
+    bytes: _base64_text,
+    bytearray: _base64_text,
+    memoryview: _base64_text,
+}
+
+
 def key_text(value: Any) -> str:
     """
     The message key as text: strings as they are, numbers exactly, dates in ISO 8601, binary as base64.
     The caller handles None (the null-key policy).
     """
-    if isinstance(value, str):
+    if type(value) is str:
         return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | Decimal | float):
+    convert = _KEY_TEXT_BY_TYPE.get(type(value))
+    if convert is not None:
+        return convert(value)
+    if isinstance(value, str):
         return str(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(value).decode("ascii")
     return dumps(value).decode().strip('"')
 
 
@@ -110,7 +125,7 @@ class RowEncoder:
         except orjson.JSONEncodeError as err:
             raise RowEncodingError(self._explain(row, err)) from err
         if self._prefix:
-            return self._prefix + data + self._suffix
+            return b"".join((self._prefix, data, self._suffix))
         return data
 
     def _explain(self, row: Sequence[Any], err: Exception) -> str:
