@@ -216,10 +216,10 @@ def ingest(session: Session) -> int:
     now = utcnow()
     rows: list[dict[str, Any]] = []
     newest = watermark
-    for xcom in session.execute(query.order_by(XComModel.timestamp)).mappings():
-        newest = xcom["timestamp"] if newest is None else max(newest, xcom["timestamp"])
+    for xcom in session.execute(query.order_by(XComModel.timestamp)):
+        newest = xcom.timestamp if newest is None else max(newest, xcom.timestamp)
         try:
-            row = summary_row(xcom, XComModel.deserialize_value(xcom), now)
+            row = summary_row(xcom._mapping, XComModel.deserialize_value(xcom), now)
         except (MalformedSummaryError, ValueError, TypeError) as error:
             log.warning("skipping a pstt_delivery XCom that is not a delivery summary: %s", error)
             continue
