@@ -23,6 +23,8 @@ FACTORY_MS_PER_SPEC = 5.0
 # benchmarks/factory_parse.py's figure: building the DAGs plus the validation DAG file, per spec.
 FACTORY_FIGURE = "total_ms_per_spec"
 ROOT = Path(__file__).resolve().parent.parent
+# Hand-written reading of the profile, appended to docs/performance.md as it is.
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 
 
 def machine() -> str:
@@ -228,10 +230,17 @@ def performance_doc(document: dict[str, Any]) -> str:
         "(batch_size=100), same serialisation. kafka-python-ng has no idempotent producer; acks, linger and "
         "compression match.",
         "",
+        "Columns: CPU µs/row is the variant process's own CPU (all its threads, librdkafka's included) per row; "
+        "busy cores is how many of the machine's cores were busy on average while it ran (every process: the "
+        "variant, the broker, PostgreSQL and anything else running), so a value near the core count means the run "
+        "was bound by the machine's CPU, not by the variant's own code.",
+        "",
         "Run it: `make bench` (N from `BENCH_ROWS`, default 1,000,000; see `benchmarks/run.py` for the other knobs). "
         "`benchmarks/run.py --profile pstt_at_least_once` prints a cProfile of the operator's run.",
         "",
     ]
+    if ANALYSIS.exists():
+        parts += [ANALYSIS.read_text()]
     return "\n".join(parts)
 
 
