@@ -10,6 +10,8 @@ The convention, by the info string of a fenced block:
                  must exist (``make -n``), ``curl`` URLs must be routes of Airflow's REST API (its OpenAPI spec), of
                  its token endpoint or of the /pstt plugin app with that method, ``docker compose`` must name
                  services of docker-compose.yaml. Any other command fails the test.
+- ```bash manual shown only (administration of the host, e.g. ``sudo install``); the line above the fence must say
+                 why: ``<!-- docs-test: manual: REASON -->``.
 - anything else (json, yaml, sql, text, powershell, ...) is not a command.
 """
 
@@ -189,12 +191,12 @@ def routes() -> frozenset[tuple[str, str]]:
 
     spec = yaml.safe_load((Path(openapi.__file__).parent / "v2-rest-api-generated.yaml").read_text())
     found = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
-    from pstt_provider.plugins.metrics import PsttPlugin
+    from pstt_provider.plugins.api import create_app
+    from pstt_provider.plugins.metrics import URL_PREFIX
 
-    for app in PsttPlugin.fastapi_apps:
-        for route in app["app"].routes:
-            for method in getattr(route, "methods", None) or ():
-                found.add((method, app["url_prefix"] + route.path))
+    for route in create_app().routes:
+        for method in getattr(route, "methods", None) or ():
+            found.add((method, URL_PREFIX + route.path))
     found.add(AIRFLOW_TOKEN_PATH)
     return frozenset(found)
 
@@ -244,11 +246,17 @@ def test_each_command_that_cannot_run_here_is_checked_against_the_real_cli(block
             raise AssertionError(f"{block.where}: {error}") from None
 
 
-def test_shell_blocks_are_either_run_or_checked():
-    loose = [
-        block.where
-        for page in pages()
-        for block in blocks(page)
-        if block.info.split(" ")[0] in {"sh", "shell", "console", "bash"} and block.info not in {"bash", "bash check"}
-    ]
-    assert loose == [], "use ```bash (run) or ```bash check (checked) for commands"
+def test_shell_blocks_are_run_or_checked_or_say_why_not():
+    loose = []
+    for page in pages():
+        lines = page.read_text().splitlines()
+        for block in blocks(page):
+            if block.info.split(" ")[0] not in {"sh", "shell", "console", "bash"} or block.info in {
+                "bash",
+                "bash check",
+            }:
+                continue
+            reason = lines[block.line - 2] if block.line >= 2 else ""
+            if block.info != "bash manual" or not re.fullmatch(r"<!-- docs-test: manual: .+ -->", reason):
+                loose.append(block.where)
+    assert loose == [], "use ```bash (run), ```bash check (checked) or a ```bash manual block with its reason"
