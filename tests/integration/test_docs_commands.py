@@ -17,11 +17,13 @@ The convention, by the info string of a fenced block:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -144,8 +146,11 @@ def airflow_parser():
 
 
 def check_airflow(args: list[str]) -> None:
+    parser = airflow_parser()
     try:
-        airflow_parser().parse_args(args)
+        # Some arguments are argparse file types, opened while parsing: keep those files out of the repo.
+        with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+            parser.parse_args(args)
     except SystemExit as exit_:
         if exit_.code:
             raise AssertionError(f"airflow {' '.join(args)}: not a valid Airflow command") from None
@@ -175,12 +180,15 @@ def compose_services() -> frozenset[str]:
 def check_docker(args: list[str]) -> None:
     assert args[:1] == ["compose"], f"docker {' '.join(args)}: only `docker compose` is documented"
     sub, rest = args[1], [arg for arg in args[2:] if not arg.startswith("-")]
-    if sub in {"exec", "logs", "restart", "stop", "start", "run"}:
+    if sub in {"exec", "run"}:
         assert rest and rest[0] in compose_services(), f"docker compose {sub}: unknown service in {rest}"
-        if sub == "exec" and rest[1:2] == ["airflow"]:
-            check_airflow(args[args.index(rest[0]) + 2 :])
+        command = args[args.index(rest[0]) + 1 :]
+        if command[:1] == ["airflow"]:
+            check_airflow(command[1:])
+        if command[:1] == ["pstt"]:
+            check_pstt(command[1:])
     else:
-        assert sub in {"up", "down", "ps", "build", "pull", "config"}, f"docker compose {sub}"
+        assert sub in {"up", "down", "ps", "build", "pull", "config", "logs", "restart", "stop", "start"}, sub
         assert set(rest) <= compose_services(), f"docker compose {sub}: unknown services {set(rest)}"
 
 
