@@ -48,15 +48,12 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def defaults_files(spec: Path, root: Path) -> list[Path]:
-    """The ``_defaults.*`` files that apply to ``spec``, outermost first."""
-    spec_folder = spec.resolve().parent
-    root = root.resolve() if root.is_dir() else spec_folder
+def defaults_files(folder: Path, root: Path) -> list[Path]:
+    """The ``_defaults.*`` files that apply to specs in ``folder`` (both resolved), outermost first."""
     try:
-        relative = spec_folder.relative_to(root)
+        relative = folder.relative_to(root)
     except ValueError:
-        relative = Path()
-        root = spec_folder
+        relative, root = Path(), folder
     folders = [root, *(root / Path(*relative.parts[: i + 1]) for i in range(len(relative.parts)))]
     return [
         folder / f"{DEFAULTS_STEM}{suffix}"

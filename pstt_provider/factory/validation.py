@@ -106,11 +106,14 @@ class Validator:
         self.queries = queries
         self.default_timezone = default_timezone
         self.display_base = (display_base or Path.cwd()).resolve()
+        self._root = root.resolve()
+        self._queries_root = queries.resolve()
         self._defaults: dict[Path, dict[str, Any]] = {}
-        self._queries: dict[Path, QueryFile | QueryFileError] = {}
+        self._defaults_files: dict[Path, list[Path]] = {}
+        self._queries: dict[str, tuple[Path, QueryFile | QueryFileError]] = {}
 
     def display(self, path: Path) -> str:
-        absolute = path.resolve()
+        absolute = path if path.is_absolute() else path.resolve()
         try:
             return str(absolute.relative_to(self.display_base))
         except ValueError:
@@ -137,10 +140,13 @@ class Validator:
         return configs, problems
 
     def validate(self, path: Path) -> JobConfig:
+        path = path.resolve()
         display = self.display(path)
         raw = loader.load(path, display)
         merged: dict[str, Any] = {}
-        for defaults_file in loader.defaults_files(path, self.root):
+        if path.parent not in self._defaults_files:
+            self._defaults_files[path.parent] = loader.defaults_files(path.parent, self._root)
+        for defaults_file in self._defaults_files[path.parent]:
             merged = loader.merge(merged, self._folder_defaults(defaults_file))
         merged = loader.merge(merged, raw)
         try:
@@ -194,21 +200,21 @@ class Validator:
         )
 
     def _query(self, name: str, problem: Any) -> tuple[Path | None, QueryFile | None]:
-        path = (self.queries / name).resolve()
-        if not path.is_relative_to(self.queries.resolve()):
-            problem("query", f"{name!r} points outside the queries folder {self.queries}")
-            return None, None
-        if path not in self._queries:
+        if name not in self._queries:
+            path = (self._queries_root / name).resolve()
+            if not path.is_relative_to(self._queries_root):
+                problem("query", f"{name!r} points outside the queries folder {self.queries}")
+                return None, None
             if not path.is_file():
                 close = difflib.get_close_matches(name, _sql_files(self.queries), n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problem("query", f"query file {name!r} not found in {self.queries}{hint}")
                 return None, None
             try:
-                self._queries[path] = parse_query_file(path)
+                self._queries[name] = (path, parse_query_file(path))
             except QueryFileError as err:
-                self._queries[path] = err
-        parsed = self._queries[path]
+                self._queries[name] = (path, err)
+        path, parsed = self._queries[name]
         if isinstance(parsed, QueryFileError):
             problem("query", str(parsed))
             return None, None
@@ -220,7 +226,7 @@ class Validator:
 
     def _dag_id(self, path: Path) -> str:
         try:
-            relative = path.resolve().relative_to(self.root.resolve()).with_suffix("")
+            relative = path.relative_to(self._root).with_suffix("")
         except ValueError:
             relative = Path(path.stem)
         return "pstt_" + re.sub(r"[^A-Za-z0-9_.-]", "_", ".".join(relative.parts))

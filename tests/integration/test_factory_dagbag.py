@@ -42,6 +42,8 @@ def test_valid_specs_load_and_broken_ones_show_as_an_import_error(jobs: Path, mo
     bag = dagbag(jobs, monkeypatch)
 
     assert sorted(bag.dags) == sorted(valid.dags)
+    for dag in bag.dags.values():
+        dag.params.validate()
     assert "pstt_demo_traces" in bag.dags
     assert not any(dag_id.startswith("pstt_broken") for dag_id in bag.dags)
     [(failing_file, message)] = bag.import_errors.items()
