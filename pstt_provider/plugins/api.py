@@ -90,7 +90,13 @@ def _health_payload() -> dict[str, Any]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="pstt", description="PSTT Kafka delivery metrics and health", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="pstt",
+        description="PSTT Kafka delivery metrics and health",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
 
     @app.exception_handler(HTTPException)
     async def login_redirect_for_pages(request: Request, error: HTTPException) -> Response:

@@ -143,6 +143,7 @@ def test_every_endpoint_refuses_requests_without_a_valid_token(server):
             assert anonymous.get(path).status_code == 401, path
         for path, body in WRITE_ENDPOINTS:
             assert anonymous.post(path, json=body).status_code == 401, path
+        assert anonymous.get("/pstt/openapi.json").status_code == 404  # no unauthenticated schema either
         page = anonymous.get("/pstt/", follow_redirects=False)
         assert page.status_code == 307 and "/auth/login" in page.headers["location"]
     with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": "Bearer forged"}) as forged:
