@@ -101,9 +101,18 @@ def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
         verdict = "not measured" if value is None else ("meets" if value >= target else "MISSES") + f" >= {target}"
         rows.append((f"{name} / min(fetch_only, produce_only)", value, verdict))
     if limit:
-        a, b = limits
+        fetch, produce = results["fetch_only"], results["produce_only"]
+        cores = document.get("cores") or os.cpu_count() or 1
+        # Machine CPU seconds per row of each limit (its process, PostgreSQL or the broker, and any other load).
+        per_row = (
+            fetch["machine_busy_cores"] / fetch["rows_per_s"] + produce["machine_busy_cores"] / produce["rows_per_s"]
+        )
         rows.append(
-            ("1/(1/A + 1/B) / min(A, B): fetch then produce on one CPU budget", 1 / (1 / a + 1 / b) / limit, "")
+            (
+                "CPU bound: fetching and producing each row on this machine's cores, no encoding, / min(A, B)",
+                cores / per_row / limit,
+                "ceiling for any operator here",
+            )
         )
     for name in PSTT:
         for other in ALTERNATIVES:

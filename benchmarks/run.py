@@ -4,7 +4,8 @@
 Environment: BENCH_ROWS (default 1,000,000), BENCH_RSS_MULTIPLIER (10; 0 skips the large pstt run),
 BENCH_SYNC_ROWS (airflow_produce_sync, default 20,000), BENCH_SEED_ROWS (seed_kafka_python, default 200,000),
 BENCH_PARTITIONS (3), BENCH_BOOTSTRAP (127.0.0.1:9092).
-``--only a,b`` runs some variants and writes .cache/bench/partial.json, leaving the published results alone;
+``--only a,b`` runs just those variants (no 10 x N run, no factory parse) and writes .cache/bench/partial.json,
+leaving the published results alone;
 ``--profile NAME`` runs one variant under cProfile and prints where its time goes.
 """
 
@@ -127,7 +128,8 @@ def run_factory_parse() -> dict[str, Any] | None:
     return json.loads(result_file.read_text())
 
 
-def run_all(rows: int, names: Sequence[str], workdir: Path) -> dict[str, Any]:
+def run_all(rows: int, names: Sequence[str], workdir: Path, extras: bool) -> dict[str, Any]:
+    """The variants in ``names``; with ``extras`` also pstt's peak RSS at BENCH_RSS_MULTIPLIER x N and factory parse."""
     started = time.time()
     table = source.ensure_table(rows)
     row_json_bytes = source.row_json_bytes(table)
@@ -141,6 +143,7 @@ def run_all(rows: int, names: Sequence[str], workdir: Path) -> dict[str, Any]:
     document: dict[str, Any] = {
         "rows": rows,
         "machine": report.machine(),
+        "cores": os.cpu_count(),
         "results": results,
         "row_json_bytes": round(row_json_bytes, 1),
         "partitions": _env_int("BENCH_PARTITIONS", 3),
@@ -148,7 +151,7 @@ def run_all(rows: int, names: Sequence[str], workdir: Path) -> dict[str, Any]:
     }
     multiplier = _env_int("BENCH_RSS_MULTIPLIER", 10)
     base = next((r for r in results if r["name"] == "pstt_at_least_once"), None)
-    if multiplier > 1 and base:
+    if extras and multiplier > 1 and base:
         big_rows = rows * multiplier
         big_table = source.ensure_table(big_rows)
         big = run_variant("pstt_at_least_once", big_rows, big_table, row_json_bytes, workdir)
@@ -159,7 +162,7 @@ def run_all(rows: int, names: Sequence[str], workdir: Path) -> dict[str, Any]:
             "rows_per_s": [base["rows_per_s"], big["rows_per_s"]],
             "delivered": [base["delivered"], big["delivered"]],
         }
-    factory = run_factory_parse()
+    factory = run_factory_parse() if extras else None
     if factory is not None:
         document["factory_parse"] = factory
     document["wall_clock_s"] = round(time.time() - started, 1)
@@ -192,7 +195,7 @@ def main() -> int:
         unknown = sorted(set(names) - set(VARIANTS))
         if unknown:
             parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-        document = run_all(rows, names, workdir)
+        document = run_all(rows, names, workdir, extras=not args.only)
     if args.only:
         partial = settings.ROOT / ".cache" / "bench" / "partial.json"
         partial.parent.mkdir(parents=True, exist_ok=True)
