@@ -1,0 +1,222 @@
+"""
+The runbook's worst case, Kafka going away, against a broker of the test's own (never the shared one).
+
+The source is a PostgreSQL table read through a deliberately slowed query, so the broker can be stopped
+(or restarted) from a thread while the task is still producing. Every case reads the topic back and
+checks keys, not exit codes: after a retry every key is present (at_least_once), exactly once for a
+read_committed reader (exactly_once); an outage shorter than ``message.timeout.ms`` loses nothing and
+duplicates nothing (idempotent producer).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from conftest import PrivateBroker, consume_all, new_topic
+from operator_context import RecordingTaskInstance, context_for, retry_of
+
+from pstt_provider.delivery import DeliveryError
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+
+ROWS = 200_000
+MESSAGE_TIMEOUT_MS = 10_000
+FLUSH_GRACE_S = 5.0
+FAILURE_BOUND_S = 120.0
+"""Generous: the operator documents message.timeout.ms + flush_grace_s once the broker is gone."""
+
+
+@pytest.fixture(scope="module")
+def source_table(postgres: dict) -> Iterator[str]:
+    """ROWS narrow rows, keys ``K000001``... in insertion order (read without ORDER BY, so it streams)."""
+    name = f"pstt_faults_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(**postgres, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {name} AS SELECT g AS id, 'K' || lpad(g::text, 6, '0') AS code, "
+            f"repeat('x', 40) AS pad FROM generate_series(1, {ROWS}) g"
+        )
+        yield name
+        conn.execute(f"DROP TABLE {name}")
+
+
+def slowed_query(table: str, pause_every: int, pause_s: float) -> str:
+    """Streams ``table`` with a ``pause_s`` sleep every ``pause_every`` rows, evaluated as the cursor advances."""
+    return f"SELECT id, code, pad FROM {table} WHERE id % {pause_every} <> 0 OR pg_sleep({pause_s})::text = ''"
+
+
+def expected_keys() -> set[bytes]:
+    return {f"K{n:06d}".encode() for n in range(1, ROWS + 1)}
+
+
+@pytest.fixture
+def private_kafka_conn(private_broker: PrivateBroker, monkeypatch: pytest.MonkeyPatch) -> str:
+    conn_id = f"pstt_private_{uuid.uuid4().hex[:8]}"
+    extra = {"bootstrap.servers": private_broker.bootstrap}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "kafka", "extra": extra}))
+    return conn_id
+
+
+class BrokerFault(threading.Thread):
+    """Once ``topic`` holds ``after`` messages, stops the broker (and restarts it when ``restart`` is set)."""
+
+    def __init__(self, broker: PrivateBroker, topic: str, after: int, *, restart: bool) -> None:
+        super().__init__(daemon=True)
+        self.broker = broker
+        self.topic = topic
+        self.after = after
+        self.restart = restart
+        self.stopping_at: float | None = None
+        self.stopped_at: float | None = None
+        self.restarted_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._wait_for_messages()
+            self.stopping_at = time.monotonic()
+            self.broker.stop()
+            self.stopped_at = time.monotonic()
+            if self.restart:
+                self.broker.start()
+                self.restarted_at = time.monotonic()
+        except BaseException as err:
+            self.error = err
+
+    def _wait_for_messages(self) -> None:
+        watcher = Consumer(
+            {
+                "bootstrap.servers": self.broker.bootstrap,
+                "group.id": f"watch-{uuid.uuid4().hex}",
+                "isolation.level": "read_uncommitted",  # the high watermark, open transactions included
+            }
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                _low, high = watcher.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
+                if high >= self.after:
+                    return
+                time.sleep(0.05)
+            raise TimeoutError(f"{self.topic} never reached {self.after} messages")
+        finally:
+            watcher.close()
+
+    def result(self) -> None:
+        self.join(180)
+        assert not self.is_alive(), "the broker fault thread did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def publisher(conn_id: str, topic: str, table: str, delivery: str, **kwargs) -> SqlToKafkaOperator:
+    return SqlToKafkaOperator(
+        task_id="publish",
+        conn_id="pstt_test_pg",
+        sql=slowed_query(table, **kwargs.pop("pause", {"pause_every": 500, "pause_s": 0.05})),
+        topic=topic,
+        message_key_field="code",
+        kafka_config_id=conn_id,
+        delivery=delivery,
+        batch_size=2000,
+        include_metadata=False,
+        run_marker_topic=f"pstt-run-markers-{uuid.uuid4().hex[:6]}",
+        **kwargs,
+    )
+
+
+def run_until_broker_stops(operator: SqlToKafkaOperator, fault: BrokerFault, ti: RecordingTaskInstance) -> float:
+    """Executes the task while ``fault`` stops the broker; returns seconds from the stop to the failure."""
+    fault.start()
+    with pytest.raises(DeliveryError) as failure:
+        operator.execute(context_for(ti))
+    failed_at = time.monotonic()
+    fault.result()
+    assert fault.stopped_at is not None
+    operator.failure = failure.value  # type: ignore[attr-defined]
+    return failed_at - fault.stopped_at
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_every_row(
+    delivery, private_broker, private_kafka_conn, source_table, record_property
+):
+    topic = new_topic(private_broker.bootstrap)
+    producer_config = {"message.timeout.ms": MESSAGE_TIMEOUT_MS}
+    operator = publisher(
+        private_kafka_conn,
+        topic,
+        source_table,
+        delivery,
+        producer_config=producer_config,
+        flush_grace_s=FLUSH_GRACE_S,
+        metadata_timeout_s=30,
+    )
+    first = RecordingTaskInstance()
+
+    fault = BrokerFault(private_broker, topic, 20_000, restart=False)
+
+    seconds_to_fail = run_until_broker_stops(operator, fault, first)
+
+    assert seconds_to_fail < FAILURE_BOUND_S
+    message = str(operator.failure)
+    assert "not acknowledged" in message
+    assert "timed out" in message.lower() or "unacknowledged" in message.lower()
+    failed = first.xcoms["pstt_delivery"]
+    assert failed["state"] == "failed"
+    assert failed["messages_failed"] > 0
+    assert failed["messages_sent"] < ROWS
+
+    private_broker.start()
+    if delivery == "exactly_once":
+        assert consume_all(topic, bootstrap=private_broker.bootstrap, idle_s=2.0) == [], "uncommitted rows visible"
+    retry = retry_of(first)
+    result = operator.execute(context_for(retry))
+
+    assert (result["state"], result["messages_sent"], result["messages_failed"]) == ("success", ROWS, 0)
+    records = consume_all(topic, bootstrap=private_broker.bootstrap, expected=ROWS, timeout_s=180)
+    keys = Counter(r.key for r in records)
+    assert set(keys) == expected_keys()
+    if delivery == "exactly_once":
+        assert len(records) == ROWS
+        assert max(keys.values()) == 1
+    record_property("broker_shutdown_s", round(fault.stopped_at - fault.stopping_at, 1))
+    record_property("stop_to_failure_s", round(seconds_to_fail, 1))
+    record_property("acknowledged_before_stop", failed["messages_sent"])
+    record_property("failure_message", message[:300])
+
+
+def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
+    private_broker, private_kafka_conn, source_table, record_property
+):
+    topic = new_topic(private_broker.bootstrap)
+    operator = publisher(
+        private_kafka_conn,
+        topic,
+        source_table,
+        "at_least_once",
+        pause={"pause_every": 500, "pause_s": 0.1},
+    )
+    fault = BrokerFault(private_broker, topic, 20_000, restart=True)
+    fault.start()
+
+    result = operator.execute(context_for(RecordingTaskInstance()))
+    finished_at = time.monotonic()
+
+    fault.result()
+    assert fault.restarted_at is not None
+    assert fault.restarted_at < finished_at, "the broker came back only after the run: no mid-run restart"
+    assert (result["state"], result["messages_sent"], result["messages_failed"]) == ("success", ROWS, 0)
+    records = consume_all(topic, bootstrap=private_broker.bootstrap, expected=ROWS, timeout_s=180)
+    ids = [int(json.loads(r.value)["id"]) for r in records]
+    assert len(records) == ROWS
+    assert sorted(ids) == list(range(1, ROWS + 1))
+    assert [r.offset for r in records] == list(range(ROWS))
+    record_property("outage_s", round(fault.restarted_at - fault.stopping_at, 1))
+    record_property("run_s", result["duration_s"])
