@@ -159,3 +159,19 @@ def test_create_writes_the_connections_to_airflows_database_and_keeps_existing_o
     replaced = import_seed(seed_environ, "--create", "--overwrite")
     assert "replaced produzione (kafka)" in replaced.stdout
     assert stored_extra("produzione")["sasl.password"] == "rotated-" + PROD_PASSWORD
+
+
+def test_airflow_connections_import_loads_the_printed_file(seed_environ, airflow_db, tmp_path):
+    result = import_seed(seed_environ, "--show-secrets")
+    path = tmp_path / "airflow-connections.json"
+    path.write_text(result.stdout)
+    imported = subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "import", str(path), "--overwrite"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    for conn_id in ("development", "collaudo", "produzione", "kafka_default", "smtp_default"):
+        assert f"Imported connection {conn_id}" in imported.stdout
+    assert stored_extra("collaudo")["sasl.mechanism"] == "PLAIN"
