@@ -88,7 +88,7 @@ def markdown_table(document: dict[str, Any]) -> str:
 
 def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
     """(what, value, verdict) for every target and comparison the issue asks for; None when not measured."""
-    results = _by_name(document)
+    results = {name: r for name, r in _by_name(document).items() if r["rows_per_s"] > 0}
     rows: list[tuple[str, float | None, str]] = []
     limits = [results[n]["rows_per_s"] for n in ("fetch_only", "produce_only") if n in results]
     limit = min(limits) if len(limits) == 2 else None

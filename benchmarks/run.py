@@ -42,10 +42,6 @@ VARIANTS = (
 VARIANT_TIMEOUT_S = 4 * 3600
 
 
-class BenchmarkError(RuntimeError):
-    """A variant or helper failed; the message says which and where its log is."""
-
-
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").replace("_", "").replace(",", "")
     return int(value) if value else default
@@ -94,21 +90,45 @@ def run_variant(
                 stderr=subprocess.STDOUT,
                 timeout=VARIANT_TIMEOUT_S,
             ).returncode
-        if code != 0:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise BenchmarkError(f"{name} exited with {code}; log {log}:\n{tail}")
-        result = json.loads(out.read_text())
+        if code == 0:
+            result = json.loads(out.read_text())
+            log.unlink()
+        else:
+            result = _failed_result(name, rows, code, log)
         result["delivered"] = result["rows"] if topic == "-" else topics.delivered(settings.BOOTSTRAP, topic)
     finally:
         if topic != "-" and not os.environ.get("BENCH_KEEP_TOPICS"):
             topics.delete_topic(settings.BOOTSTRAP, topic)
-    log.unlink()
     print(
         f"bench: {name}: {result['rows_per_s']:,.0f} rows/s, {result['mb_per_s']} MB/s, "
         f"peak RSS {result['peak_rss_mb']} MB, delivered {result['delivered']:,}/{result['rows']:,}",
         flush=True,
     )
     return result
+
+
+def _failed_result(name: str, rows: int, code: int, log: Path) -> dict[str, Any]:
+    """A variant that crashed still gets its row in the table, with its last log line and zero speed."""
+    kept = settings.ROOT / ".cache" / "bench" / log.name
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(log.read_bytes())
+    lines = [line for line in kept.read_text(errors="replace").splitlines() if line.strip()]
+    print(f"bench: {name} FAILED (exit {code}); its log is {kept}", file=sys.stderr, flush=True)
+    return {
+        "name": name,
+        "rows": rows,
+        "seconds": 0,
+        "rows_per_s": 0,
+        "mb_per_s": 0,
+        "bytes_per_row": 0,
+        "peak_rss_mb": 0,
+        "baseline_rss_mb": 0,
+        "cpu_s": 0,
+        "main_thread_cpu_s": 0,
+        "machine_busy_cores": 0,
+        "failed": rows,
+        "note": f"FAILED (exit {code}): {lines[-1][:200] if lines else 'no output'}",
+    }
 
 
 def run_factory_parse() -> dict[str, Any] | None:

@@ -139,7 +139,10 @@ def pstt_exactly_once(job: Job) -> Outcome:
 
 
 def _json_messages(job: Job, system: str, counter: list[int], limit: int | None = None) -> Iterator[tuple[str, bytes]]:
-    """Rows as (key, JSON value) the way a hand-written producer function does it: stdlib json, default=str."""
+    """
+    Rows as (key, JSON value) the way a hand-written producer function does it: stdlib json, default=str.
+    ``counter`` accumulates [rows, bytes].
+    """
     metadata = _metadata(job, system)
     dumps = json.dumps
     for columns, batch in _stream_rows(job, limit):
@@ -147,14 +150,15 @@ def _json_messages(job: Job, system: str, counter: list[int], limit: int | None 
         for row in batch:
             value = dumps({"data": dict(zip(columns, row, strict=True)), "metadata": metadata}, default=str).encode()
             key = row[key_index]
-            counter[0] += len(key) + len(value)
+            counter[0] += 1
+            counter[1] += len(key) + len(value)
             yield key, value
 
 
 def _airflow(job: Job, synchronous: bool) -> Outcome:
     from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 
-    counter = [0]
+    counter = [0, 0]
     operator = ProduceToTopicOperator(
         task_id="bench",
         topic=job.topic,
@@ -164,7 +168,7 @@ def _airflow(job: Job, synchronous: bool) -> Outcome:
         synchronous=synchronous,
     )
     operator.execute(_context(operator))
-    return Outcome(job.rows, counter[0])
+    return Outcome(counter[0], counter[1])
 
 
 def airflow_produce_async(job: Job) -> Outcome:
@@ -180,13 +184,11 @@ def seed_kafka_python(job: Job) -> Outcome:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(**settings.kafka_python_config())
-    counter = [0]
+    counter = [0, 0]
     pending = []
     failed = 0
-    sent = 0
     for key, value in _json_messages(job, "PSTT_Tool", counter, job.rows):
         pending.append(producer.send(job.topic, key=key.encode(), value=value))
-        sent += 1
         if len(pending) == SEED_FLUSH_EVERY:
             producer.flush()
             failed += sum(1 for future in pending if future.failed())
@@ -194,7 +196,7 @@ def seed_kafka_python(job: Job) -> Outcome:
     producer.flush()
     failed += sum(1 for future in pending if future.failed())
     producer.close()
-    return Outcome(sent, counter[0], failed)
+    return Outcome(counter[0], counter[1], failed)
 
 
 VARIANTS: dict[str, Callable[[Job], Outcome]] = {
