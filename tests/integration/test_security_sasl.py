@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 
 import pytest
 from confluent_kafka import KafkaError, Producer
 from conftest import KAFKA_CA, SASL_BOOTSTRAP, SCRAM_PASSWORD, SCRAM_USER, new_topic
+from operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.hooks.kafka import PsttKafkaHook
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
 AUTH_ERROR_BOUND_S = 30.0
@@ -129,3 +132,58 @@ def test_a_broker_certificate_not_signed_by_the_configured_ca_is_refused(monkeyp
 
     assert tls_error is not None, f"no TLS error within {AUTH_ERROR_BOUND_S}s; got {errors.errors}"
     assert "certificate verify failed" in tls_error.str()
+
+
+def sasl_publisher(conn_id: str, topic: str, rows: int = 500, **kwargs) -> SqlToKafkaOperator:
+    return SqlToKafkaOperator(
+        task_id="publish",
+        conn_id="pstt_test_pg",
+        sql=f"SELECT g AS id, 'row ' || g AS note FROM generate_series(1, {rows}) g",
+        topic=topic,
+        message_key_field="id",
+        kafka_config_id=conn_id,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_a_job_publishes_through_sasl_ssl_and_never_logs_the_password(
+    mechanism, delivery, postgres, kafka_bootstrap, consume, monkeypatch, caplog, capfd
+):
+    caplog.set_level(logging.DEBUG)
+    topic = new_topic(kafka_bootstrap)
+    conn_id = set_kafka_connection(monkeypatch, sasl_extra(mechanism))
+    ti = RecordingTaskInstance()
+
+    result = sasl_publisher(conn_id, topic, delivery=delivery).execute(context_for(ti))
+
+    records = consume(topic, bootstrap=kafka_bootstrap, expected=500)
+    assert sorted(int(r.key) for r in records) == list(range(1, 501))
+    assert (result["state"], result["messages_sent"]) == ("success", 500)
+    output = capfd.readouterr()
+    for text in (caplog.text, output.out, output.err, json.dumps(ti.xcoms, default=str)):
+        assert SCRAM_PASSWORD not in text
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_job_with_a_wrong_password_fails_with_an_authentication_error_within_a_bound(
+    mechanism, postgres, kafka_bootstrap, consume, monkeypatch, caplog, capfd
+):
+    caplog.set_level(logging.DEBUG)
+    topic = new_topic(kafka_bootstrap)
+    conn_id = set_kafka_connection(monkeypatch, sasl_extra(mechanism, password=WRONG_PASSWORD))
+    ti = RecordingTaskInstance()
+    started = time.monotonic()
+
+    with pytest.raises(Exception) as failure:
+        sasl_publisher(conn_id, topic, metadata_timeout_s=10).execute(context_for(ti))
+    elapsed = time.monotonic() - started
+
+    assert elapsed < AUTH_ERROR_BOUND_S
+    assert re.search(r"(?i)authentication", str(failure.value)), f"not an authentication error: {failure.value!r}"
+    assert ti.xcoms["pstt_delivery"]["state"] == "failed"
+    assert consume(topic, bootstrap=kafka_bootstrap, idle_s=1.0) == []
+    output = capfd.readouterr()
+    for text in (caplog.text, output.out, output.err, str(failure.value), json.dumps(ti.xcoms, default=str)):
+        assert WRONG_PASSWORD not in text
