@@ -23,10 +23,20 @@ def build_dags(anchor: Path) -> tuple[dict[str, DAG], list[Problem]]:
     """Every valid spec's DAG by dag_id, plus the problems of the invalid ones (for logging)."""
     validator = validator_for(anchor)
     configs, problems = validator.validate_all(loader.find_specs(validator.root))
-    return {config.dag_id: build_dag(config) for config in configs}, problems
+    dags: dict[str, DAG] = {}
+    for config in configs:
+        try:
+            dags[config.dag_id] = build_dag(config)
+        except Exception as err:  # one spec Airflow rejects must not take the other DAGs down with it
+            problems.append(Problem(config.display, "-", f"Airflow rejected the DAG: {type(err).__name__}: {err}"))
+    return dags, problems
 
 
 def build_dag(config: JobConfig) -> DAG:
+    """
+    The DAG for one valid spec. ``auto_register=False``: only the DAGs the DAG file puts in its globals
+    count, so a spec whose build fails halfway never leaves a task-less DAG behind.
+    """
     spec = config.spec
     timezone = pendulum.timezone(config.timezone)
     schedule = CronTriggerTimetable(config.schedule, timezone=timezone) if config.schedule else None
@@ -45,6 +55,7 @@ def build_dag(config: JobConfig) -> DAG:
         tags=sorted(tags),
         user_defined_macros={templates.RUN_TIME_MACRO: templates.run_time},
         default_args={"owner": spec.owner},
+        auto_register=False,
     ) as dag:
         _attach_params(dag, config)
         kafka = spec.kafka_config

@@ -113,7 +113,7 @@ def _print_text(description: dict[str, Any]) -> None:
     print(f"  target:     topic {view.topic}, key {view.message_key_field}, Kafka connection {view.kafka_conn_id}")
     print(
         f"  retries:    {view.retries} every {view.retry_delay_seconds:g} s, "
-        f"timeout {view.execution_timeout_seconds or 'none'} s"
+        f"timeout {f'{view.execution_timeout_seconds:g} s' if view.execution_timeout_seconds else 'none'}"
     )
     failure = ", ".join(notifications["on_failure"]) or "nobody"
     success = ", ".join(notifications["on_success"]) or "nobody"

@@ -70,7 +70,7 @@ def _moment(logical_date: str | None, timezone: str) -> pendulum.DateTime:
     parsed = pendulum.parse(logical_date, tz=timezone)
     if not isinstance(parsed, pendulum.DateTime):
         raise ValueError(f"--logical-date {logical_date!r} is not a date and time")
-    return parsed
+    return parsed.in_timezone(timezone)
 
 
 def _recipients(callbacks: Any) -> list[str]:

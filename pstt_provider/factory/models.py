@@ -131,7 +131,9 @@ class JobSpec(_Strict):
         None,
         description="oracle picks OracleToKafkaOperator; default: read from an AIRFLOW_CONN_* variable, else generic",
     )
-    tags: list[str] = Field(default_factory=list, description="extra DAG tags (pstt is always added)")
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, description="extra DAG tags (pstt is always added)"
+    )
     owner: str = Field("pstt", min_length=1, description="DAG owner shown in the UI")
     catchup: bool = Field(False, description="create runs for missed cron slots since the first schedule")
 
