@@ -3,8 +3,7 @@ The dashboard in real headless Chromium (Debian's package, installed by scripts/
 real API server fed by two real DAG runs, driven over the DevTools protocol: the Airflow session is the
 ``_token`` cookie the UI itself uses.
 
-The screenshot goes to $PSTT_DASHBOARD_SCREENSHOT when set (docs/img/dashboard.png is made that way),
-else to the test's temp dir.
+Screenshots go to $PSTT_SCREENSHOT_DIR when set (docs/img/ is made that way), else to the test's temp dir.
 """
 
 from __future__ import annotations
@@ -183,7 +182,25 @@ def test_dashboard_renders_the_runs_charts_and_connection_status(delivered_serve
     )
     assert result.startswith("kafka_default: connected in")
 
-    screenshot = Path(os.environ.get("PSTT_DASHBOARD_SCREENSHOT", tmp_path / "dashboard.png"))
+    save_screenshot(page, "dashboard.png", tmp_path)
+
+
+def test_the_airflow_ui_shows_the_dashboard_from_its_navigation(delivered_server, page, tmp_path):
+    server, _ = delivered_server
+    page.call("Network.setCookie", name="_token", value=server.token("viewer"), url=f"{server.url}/")
+    page.call("Page.enable")
+    page.call("Page.navigate", url=f"{server.url}/plugin/pstt")
+
+    frame = "document.querySelector('iframe[src$=\"/pstt/\"]')"
+    page.wait_for(f"{frame} && {frame}.contentDocument.body.dataset.state === 'ready'")
+    sent = page.evaluate(f"{frame}.contentDocument.querySelector('[data-field=messages_sent]').textContent")
+    assert sent == "25"
+    assert "Browse" in page.evaluate("document.body.innerText")
+    save_screenshot(page, "dashboard-in-airflow.png", tmp_path)
+
+
+def save_screenshot(page: DevTools, name: str, tmp_path: Path) -> None:
+    screenshot = Path(os.environ.get("PSTT_SCREENSHOT_DIR", tmp_path)) / name
     shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(base64.b64decode(shot["data"]))

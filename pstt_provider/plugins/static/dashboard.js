@@ -84,8 +84,8 @@ function renderHourly(hours) {
     data: {
       labels,
       datasets: [
-        { label: "p50", data: latency("p50_latency_ms"), borderColor: "#1c7ed6", backgroundColor: "#1c7ed6", spanGaps: true },
-        { label: "p99", data: latency("p99_latency_ms"), borderColor: "#f08c00", backgroundColor: "#f08c00", spanGaps: true },
+        { label: "p50", data: latency("p50_latency_ms"), borderColor: "#1c7ed6", backgroundColor: "#1c7ed6", spanGaps: true, pointRadius: 5 },
+        { label: "p99", data: latency("p99_latency_ms"), borderColor: "#f08c00", backgroundColor: "#f08c00", spanGaps: true, pointRadius: 5, pointStyle: "rectRot" },
       ],
     },
     options: { ...common, scales: { y: { beginAtZero: true, title: { display: true, text: "ms" } } } },
