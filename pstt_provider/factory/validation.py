@@ -80,12 +80,15 @@ def default_timezone() -> str:
     return "UTC" if name.lower() == "utc" else name
 
 
-def validator_for(anchor: Path, display_base: Path | None = None) -> Validator:
-    """The validator for a repo: specs from $PSTT_JOBS_DIR or dags/jobs, queries from $PSTT_QUERIES_DIR or queries."""
+def validator_for(anchor: Path, display_base: Path | None = None, timezone: str | None = None) -> Validator:
+    """
+    The validator for a repo: specs from $PSTT_JOBS_DIR or dags/jobs, queries from $PSTT_QUERIES_DIR or
+    queries; jobs without ``timezone`` use ``timezone``, by default Airflow's (which imports Airflow).
+    """
     return Validator(
         loader.jobs_dir(anchor),
         loader.queries_dir(anchor),
-        default_timezone=default_timezone(),
+        default_timezone=timezone or default_timezone(),
         display_base=display_base or anchor,
     )
 
