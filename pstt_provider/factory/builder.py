@@ -8,7 +8,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
-from pstt_provider.factory import loader, templates
+from pstt_provider.factory import templates
 from pstt_provider.factory.notifications import notifiers
 from pstt_provider.factory.problems import Problem
 from pstt_provider.factory.validation import TASK_ID, JobConfig, ParamConfig, validator_for
@@ -21,8 +21,7 @@ OPERATORS = {"SqlToKafkaOperator": SqlToKafkaOperator, "OracleToKafkaOperator": 
 
 def build_dags(anchor: Path) -> tuple[dict[str, DAG], list[Problem]]:
     """Every valid spec's DAG by dag_id, plus the problems of the invalid ones (for logging)."""
-    validator = validator_for(anchor)
-    configs, problems = validator.validate_all(loader.find_specs(validator.root))
+    configs, problems = validator_for(anchor).validate_folder()
     dags: dict[str, DAG] = {}
     for config in configs:
         try:

@@ -95,8 +95,7 @@ def validator_for(anchor: Path, display_base: Path | None = None, timezone: str 
 
 def check_folder(anchor: Path) -> None:
     """Raise :class:`InvalidSpecsError` listing every problem under the repo's jobs folder; quiet when all valid."""
-    validator = validator_for(anchor)
-    problems = validator.validate_all(loader.find_specs(validator.root))[1]
+    problems = validator_for(anchor).validate_folder()[1]
     if problems:
         raise InvalidSpecsError(problems)
 
@@ -121,6 +120,12 @@ class Validator:
             return str(absolute.relative_to(self.display_base))
         except ValueError:
             return str(absolute)
+
+    def validate_folder(self) -> tuple[list[JobConfig], list[Problem]]:
+        """Every spec below the jobs folder; a missing folder is a problem, not an empty list of DAGs."""
+        if not self.root.is_dir():
+            return [], [Problem(str(self.root), "-", "jobs folder not found (check PSTT_JOBS_DIR)")]
+        return self.validate_all(loader.find_specs(self.root))
 
     def validate_all(self, paths: Iterable[Path]) -> tuple[list[JobConfig], list[Problem]]:
         """Valid configs and the problems of the rest; duplicate DAG ids are problems of the later files."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pstt_provider.factory.problems import SpecError
+from pstt_provider.factory.problems import Problem, SpecError
 from pstt_provider.factory.validation import Validator, connection_type_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,3 +252,11 @@ def test_connection_type_comes_from_the_spec_or_an_airflow_conn_variable(
     assert pick(connection="missing") == "SqlToKafkaOperator"
     assert pick(connection="missing", connection_type="oracle") == "OracleToKafkaOperator"
     assert pick(connection="ora_uri", connection_type="generic") == "SqlToKafkaOperator"
+
+
+def test_a_missing_jobs_folder_is_a_problem_not_zero_dags(tmp_path: Path) -> None:
+    missing = Validator(tmp_path / "nowhere", tmp_path, default_timezone="UTC", display_base=tmp_path)
+    assert missing.validate_folder() == (
+        [],
+        [Problem(str(tmp_path / "nowhere"), "-", "jobs folder not found (check PSTT_JOBS_DIR)")],
+    )
