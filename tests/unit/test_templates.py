@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import jinja2
 import pendulum
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pstt_provider.factory import templates
 
@@ -102,3 +106,17 @@ def test_unbalanced_braces_are_errors(value: str) -> None:
 def test_only_values_with_templates_are_dynamic() -> None:
     assert templates.translate("{date}", "UTC").dynamic
     assert not templates.translate("2026-01-20", "UTC").dynamic
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)),
+    zone=st.sampled_from(["UTC", "Europe/Rome", "America/New_York", "Asia/Kolkata", "Pacific/Auckland"]),
+    days=st.integers(min_value=-400, max_value=400),
+)
+def test_date_offsets_agree_with_calendar_arithmetic_in_any_zone(moment: datetime, zone: str, days: int) -> None:
+    local = moment.astimezone(ZoneInfo(zone))
+    template = "{date" + (f"+{days}" if days >= 0 else str(days)) + "}"
+    expected = (local.date() + timedelta(days=days)).isoformat()
+    assert render(template, zone, logical_date=pendulum.instance(moment)) == expected
+    assert render("{year}{month}{day}", zone, logical_date=pendulum.instance(moment)) == local.strftime("%Y%m%d")
