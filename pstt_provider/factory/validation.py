@@ -12,7 +12,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -26,6 +26,7 @@ from pstt_provider.query_file import QueryFile, QueryFileError, parse_query_file
 
 OperatorName = Literal["SqlToKafkaOperator", "OracleToKafkaOperator"]
 TASK_ID = "export_to_kafka"
+Report = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ParamConfig:
 
 @dataclass(frozen=True)
 class JobConfig:
+    """A valid spec resolved: folder defaults merged, query parsed, ``parameters`` = define name -> Jinja."""
+
     spec_file: Path
     display: str
     dag_id: str
@@ -207,7 +210,7 @@ class Validator:
             scheduled=scheduled,
         )
 
-    def _query(self, name: str, problem: Any) -> tuple[Path | None, QueryFile | None]:
+    def _query(self, name: str, problem: Report) -> tuple[Path | None, QueryFile | None]:
         if name not in self._queries:
             path = (self._queries_root / name).resolve()
             if not path.is_relative_to(self._queries_root):
@@ -241,7 +244,7 @@ class Validator:
 
 
 def _parameters(
-    spec: JobSpec, query: QueryFile, timezone: str, scheduled: bool, problem: Any
+    spec: JobSpec, query: QueryFile, timezone: str, scheduled: bool, problem: Report
 ) -> tuple[tuple[ParamConfig, ...], dict[str, str]]:
     """Params for the trigger form and the Jinja the operator's ``parameters`` render from, per define."""
     defines = {name.upper(): param for name, param in query.params.items()}
