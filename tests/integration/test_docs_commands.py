@@ -4,7 +4,8 @@ Every command in docs/*.md runs here or is checked against the real thing, so th
 The convention, by the info string of a fenced block:
 
 - ```bash        executed, in order, with ``bash -euo pipefail`` in a scratch copy of the repo (one per page, so a
-                 page's blocks share the files they create); every block must exit 0.
+                 page's blocks share the files they create) set up as after ``make demo``: the SQLite demo database
+                 built, an Airflow metadata DB of the docs tests' own, the local broker; every block must exit 0.
 - ```bash check  not executed, because it needs Docker, a running Airflow or a remote host. Every command in it is
                  checked: ``airflow`` and ``pstt`` arguments must parse with the real CLI parsers, ``make`` targets
                  must exist (``make -n``), ``curl`` URLs must be routes of Airflow's REST API (its OpenAPI spec), of
@@ -34,7 +35,16 @@ import yaml
 from conftest import ROOT
 
 DOCS = ROOT / "docs"
-SCRATCH_COPY = ("dags", "queries", "docker", "tests/fixtures/seed", "docker-compose.yaml", "Makefile", "pyproject.toml")
+SCRATCH_COPY = (
+    "dags",
+    "queries",
+    "scripts",
+    "docker",
+    "tests/fixtures/seed",
+    "docker-compose.yaml",
+    "Makefile",
+    "pyproject.toml",
+)
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 FILTERS = {"jq", "grep", "head", "tail", "sort", "wc"}
 AIRFLOW_TOKEN_PATH = ("POST", "/auth/token")
@@ -71,6 +81,21 @@ def pages_with(info: str) -> list[Path]:
 # ------------------------------------------------------------------ executed blocks
 
 
+@pytest.fixture(scope="module")
+def docs_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A migrated metadata DB of the docs tests' own, so their DAG runs never show up in other tests' metrics."""
+    home = tmp_path_factory.mktemp("docs-airflow")
+    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return env
+
+
 @pytest.fixture
 def scratch(tmp_path: Path) -> Path:
     for name in SCRATCH_COPY:
@@ -81,24 +106,25 @@ def scratch(tmp_path: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
+    subprocess.run(["python", "scripts/demo_db.py"], cwd=tmp_path, env=shell_env({}), check=True, capture_output=True)
     return tmp_path
 
 
-def shell_env() -> dict[str, str]:
+def shell_env(airflow: dict[str, str]) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PSTT_")}
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
-    return env
+    return {**env, **airflow}
 
 
 @pytest.mark.parametrize("page", pages_with("bash"), ids=lambda page: page.name)
-def test_the_commands_of_each_page_run(page, scratch, kafka_bootstrap):
+def test_the_commands_of_each_page_run(page, scratch, docs_airflow_home, kafka_bootstrap):
     for block in blocks(page):
         if block.info != "bash":
             continue
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", block.body],
             cwd=scratch,
-            env=shell_env(),
+            env=shell_env(docs_airflow_home),
             capture_output=True,
             text=True,
             timeout=300,
