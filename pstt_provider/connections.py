@@ -292,19 +292,21 @@ def _applies(setting: KafkaSetting, protocol: str) -> bool:
     return True
 
 
-def kafka_config(entry_settings: Mapping[str, Any], env_settings: Mapping[str, Any]) -> tuple[dict[str, Any], list]:
+def kafka_config(
+    entry_settings: Mapping[str, Any], env_settings: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """
     The librdkafka dict of one connection: the entry's own settings win over the .env's, and a SASL connection
     without a mechanism keeps the one PSTT Tool used.
 
-    Returns the config and the names of .env settings left out because the protocol does not use them.
+    Returns the config and the names of the settings left out because the protocol does not use them.
     """
     merged = {**env_settings, **entry_settings}
     protocol = merged.get("security_protocol", "PLAINTEXT")
     if protocol.startswith("SASL_"):
         merged.setdefault("sasl_mechanism", KAFKA_PYTHON_SASL_DEFAULT)
     config: dict[str, Any] = {}
-    skipped = []
+    skipped: list[str] = []
     for setting in KAFKA_SETTINGS:
         if setting.name not in merged:
             continue
@@ -372,8 +374,8 @@ def plan_kafka(
             raise ConnectionImportError(f"{where}: no bootstrap_servers (nor KAFKA_BOOTSTRAP_SERVERS in the .env)")
         if skipped:
             plan.notes.append(
-                f"{conn_id}: {config.get('security.protocol', 'PLAINTEXT')} does not use {', '.join(skipped)} "
-                "from the .env, so they were left out"
+                f"{conn_id}: {config.get('security.protocol', 'PLAINTEXT')} does not use {', '.join(skipped)}, "
+                "so they were left out"
             )
         if "default_topic" in entry:
             plan.notes.append(
