@@ -447,7 +447,10 @@ def plan_smtp(env: Mapping[str, str | None], variables: Variables, env_path: str
         return variables.resolve(raw, f"{env_path}: {name}") if raw else None
 
     connection: dict[str, Any] = {"conn_type": "smtp", "host": value("SMTP_HOST")}
-    port = int(value("SMTP_PORT") or 25)
+    try:
+        port = int(value("SMTP_PORT") or 25)
+    except ValueError:
+        raise ConnectionImportError(f"{env_path}: SMTP_PORT: expected a number, got {env['SMTP_PORT']!r}") from None
     connection["port"] = port
     if value("SMTP_USERNAME"):
         connection["login"] = value("SMTP_USERNAME")

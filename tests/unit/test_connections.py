@@ -335,3 +335,8 @@ def test_the_runbooks_alert_thresholds_are_reported_as_pstt_health_settings(tmp_
         "ALERT_LATENCY_P99_CRITICAL" in note and "AIRFLOW__PSTT__LATENCY_P99_CRITICAL_MS" in note for note in notes
     )
     assert any("SMTP_TO" in note and "email_notification.recipients" in note for note in notes)
+
+
+def test_a_smtp_port_that_is_not_a_number_is_an_error(tmp_path):
+    with pytest.raises(ConnectionImportError, match=r"SMTP_PORT: expected a number, got 'submission'"):
+        plan_for(tmp_path, {}, "SMTP_HOST=smtp.example.com\nSMTP_PORT=submission\n")
