@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,15 +84,12 @@ def run_variant(
     print(f"bench: {name} on {rows:,} rows ...", flush=True)
     try:
         with log.open("wb") as log_file:
-            code = subprocess.run(
-                command,
-                env=settings.variant_env(),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                timeout=VARIANT_TIMEOUT_S,
-            ).returncode
+            process = subprocess.Popen(command, env=settings.variant_env(), stdout=log_file, stderr=subprocess.STDOUT)
+            rss_samples = _sample_rss(process)
+            code = process.returncode
         if code == 0:
             result = json.loads(out.read_text())
+            result["rss_samples_mb"] = rss_samples
             log.unlink()
         else:
             result = _failed_result(name, rows, code, log)
@@ -105,6 +103,31 @@ def run_variant(
         flush=True,
     )
     return result
+
+
+def _second_half_median(result: dict[str, Any]) -> float:
+    """Typical resident memory once the run is under way: robust to one transient peak of the allocator."""
+    samples = result.get("rss_samples_mb") or [result["peak_rss_mb"]]
+    return statistics.median(samples[len(samples) // 2 :])
+
+
+def _sample_rss(process: subprocess.Popen, interval_s: float = 1.0) -> list[float]:
+    """The process's resident memory once a second until it exits: shows whether memory plateaus or grows."""
+    samples: list[float] = []
+    deadline = time.monotonic() + VARIANT_TIMEOUT_S
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            break
+        try:
+            line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+            samples.append(round(int(line.split()[1]) / 1024, 1))
+        except (OSError, StopIteration):
+            pass
+        time.sleep(interval_s)
+    return samples
 
 
 def _failed_result(name: str, rows: int, code: int, log: Path) -> dict[str, Any]:
@@ -179,6 +202,7 @@ def run_all(rows: int, names: Sequence[str], workdir: Path, extras: bool) -> dic
             "multiplier": multiplier,
             "rows": [rows, big_rows],
             "peak_rss_mb": [base["peak_rss_mb"], big["peak_rss_mb"]],
+            "second_half_median_rss_mb": [_second_half_median(base), _second_half_median(big)],
             "rows_per_s": [base["rows_per_s"], big["rows_per_s"]],
             "delivered": [base["delivered"], big["delivered"]],
         }
