@@ -199,8 +199,12 @@ def performance_doc(document: dict[str, Any]) -> str:
             f"and at {scaling['peak_rss_mb'][1]:.0f} MB on {scaling['rows'][1]:,} rows "
             f"({scaling['rows_per_s'][1]:,.0f} rows/s, delivered {scaling['delivered'][1]:,}). "
             "Sampled once a second, its resident memory over the second half of each run had a median of "
-            f"{scaling['second_half_median_rss_mb'][0]:.0f} MB and {scaling['second_half_median_rss_mb'][1]:.0f} MB: "
-            "it rises while librdkafka's queue and the first batches fill, then stays flat.",
+            f"{scaling['second_half_median_rss_mb'][0]:.0f} MB and {scaling['second_half_median_rss_mb'][1]:.0f} MB"
+            + (
+                ": flat in the number of rows."
+                if scaling["second_half_median_rss_mb"][1] <= scaling["second_half_median_rss_mb"][0] * RSS_TOLERANCE
+                else ": it grows with the number of rows."
+            ),
             "",
         ]
     else:
