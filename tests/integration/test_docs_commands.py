@@ -10,7 +10,8 @@ The convention, by the info string of a fenced block:
                  checked: ``airflow`` and ``pstt`` arguments must parse with the real CLI parsers, ``make`` targets
                  must exist (``make -n``), ``curl`` URLs must be routes of Airflow's REST API (its OpenAPI spec), of
                  its token endpoint or of the /pstt plugin app with that method, ``docker compose`` must name
-                 services of docker-compose.yaml. Any other command fails the test.
+                 services of docker-compose.yaml, ``python`` scripts and test paths must exist. Any other command
+                 fails the test.
 - ```bash manual shown only (administration of the host, e.g. ``sudo install``); the line above the fence must say
                  why: ``<!-- docs-test: manual: REASON -->``.
 - anything else (json, yaml, sql, text, powershell, ...) is not a command.
@@ -246,12 +247,28 @@ def check_curl(args: list[str]) -> None:
     raise AssertionError(f"curl {method} {path}: no such route in Airflow's REST API or the /pstt plugin")
 
 
+def check_python(args: list[str]) -> None:
+    """``python -m pytest PATH...``, ``python -m pstt_provider.cli ...`` or ``python SCRIPT``: the files exist."""
+    if args[:2] == ["-m", "pytest"]:
+        paths = [arg.split("::")[0] for arg in args[2:] if not arg.startswith("-")]
+    elif args[:2] == ["-m", "pstt_provider.cli"]:
+        check_pstt(args[2:])
+        return
+    else:
+        paths = args[:1]
+    assert paths, f"python {' '.join(args)}: nothing to check"
+    for path in paths:
+        assert (ROOT / path).exists(), f"python {' '.join(args)}: {path} does not exist"
+
+
 CHECKERS = {
     "airflow": check_airflow,
     "pstt": check_pstt,
     "make": check_make,
     "docker": check_docker,
     "curl": check_curl,
+    "python": check_python,
+    ".venv/bin/python": check_python,
 }
 
 
