@@ -251,6 +251,11 @@ def performance_doc(document: dict[str, Any]) -> str:
         "(batch_size=100), same serialisation. kafka-python-ng has no idempotent producer; acks, linger and "
         "compression match.",
         "",
+        f"`fetch_only`, `produce_only` and both pstt variants ran {document.get('repeat', 1)} time(s), interleaved, "
+        "and the table shows each one's fastest run (the one least disturbed by anything else on the machine; a run "
+        "that lost messages would be shown instead); every run's rows/s is in latest.json (`rows_per_s_runs`). "
+        "The other variants ran once.",
+        "",
         "Columns: CPU µs/row is the variant process's own CPU (all its threads, librdkafka's included) per row; "
         "busy cores is how many of the machine's cores were busy on average while it ran (every process: the "
         "variant, the broker, PostgreSQL and anything else running), so a value near the core count means the run "
