@@ -187,3 +187,54 @@ def test_a_job_with_a_wrong_password_fails_with_an_authentication_error_within_a
     output = capfd.readouterr()
     for text in (caplog.text, output.out, output.err, str(failure.value), json.dumps(ti.xcoms, default=str)):
         assert WRONG_PASSWORD not in text
+
+
+DAG_FILE = """
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+
+with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2026, 1, 1)):
+    SqlToKafkaOperator(
+        task_id="publish",
+        conn_id="pstt_test_pg",
+        sql="SELECT g AS id FROM generate_series(1, 100) g",
+        topic="{topic}",
+        message_key_field="id",
+        kafka_config_id="{conn_id}",
+        metadata_timeout_s=10,
+    )
+"""
+
+
+@pytest.mark.parametrize("password", [SCRAM_PASSWORD, WRONG_PASSWORD], ids=["right-password", "wrong-password"])
+def test_the_task_logs_of_a_sasl_dag_run_never_contain_the_password(
+    password, airflow_db, postgres, kafka_bootstrap, consume, monkeypatch, tmp_path, caplog, capfd
+):
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    caplog.set_level(logging.DEBUG)
+    topic = new_topic(kafka_bootstrap)
+    conn_id = set_kafka_connection(monkeypatch, sasl_extra("SCRAM-SHA-512", password=password))
+    dag_id = f"pstt_sasl_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "sasl_dag.py").write_text(DAG_FILE.format(dag_id=dag_id, topic=topic, conn_id=conn_id))
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(str(tmp_path))
+    assert bag.import_errors == {}
+    sync_bag_to_db(bag, "dags-folder", None)
+
+    run = bag.get_dag(dag_id).test()
+
+    expected_state = "success" if password == SCRAM_PASSWORD else "failed"
+    assert run.state == expected_state
+    assert len(consume(topic, bootstrap=kafka_bootstrap, expected=100, idle_s=1.0)) == (
+        100 if password == SCRAM_PASSWORD else 0
+    )
+    output = capfd.readouterr()
+    task_logs = [path.read_text(errors="replace") for path in (airflow_db / "logs").rglob("*") if path.is_file()]
+    everything = "\n".join((caplog.text, output.out, output.err, *task_logs))
+    assert "sql_to_kafka" in everything, "the task's own log lines were not captured"
+    assert password not in everything
