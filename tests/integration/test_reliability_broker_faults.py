@@ -188,7 +188,7 @@ def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_ev
         assert max(keys.values()) == 1
     record_property("broker_shutdown_s", round(fault.stopped_at - fault.stopping_at, 1))
     record_property("stop_to_failure_s", round(seconds_to_fail, 1))
-    record_property("acknowledged_before_stop", failed["messages_sent"])
+    record_property("failed_attempt_messages_sent", failed["messages_sent"])
     record_property("failure_message", message[:300])
 
 
