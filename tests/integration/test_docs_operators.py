@@ -24,3 +24,12 @@ def test_the_documented_arguments_and_defaults_are_the_operators():
         if name not in {"self", "kwargs"}
     }
     assert documented() == parameters
+
+
+def test_the_documented_producer_defaults_are_the_hooks():
+    from pstt_provider.hooks.kafka import SAFE_PRODUCER_DEFAULTS
+
+    section = PAGE.read_text().split("## The hook", 1)[1]
+    rows = dict(re.findall(r"^\| `([a-z.]+)` \| `([^`]+)` \|", section, re.MULTILINE))
+    expected = {key: str(value).lower() for key, value in SAFE_PRODUCER_DEFAULTS.items()}
+    assert rows == expected
