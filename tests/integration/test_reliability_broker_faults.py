@@ -220,3 +220,31 @@ def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
     assert [r.offset for r in records] == list(range(ROWS))
     record_property("outage_s", round(fault.restarted_at - fault.stopping_at, 1))
     record_property("run_s", result["duration_s"])
+
+
+def test_the_failure_bound_does_not_grow_with_the_rows_still_to_read(
+    private_broker, private_kafka_conn, source_table, record_property
+):
+    """
+    The documented bound is message.timeout.ms + flush_grace_s. A run that keeps reading after the broker
+    is gone waits message.timeout.ms again for every local queue's worth of rows still to come.
+    """
+    topic = new_topic(private_broker.bootstrap)
+    timeout_ms, grace_s, queue = 5_000, 5.0, 20_000
+    operator = publisher(
+        private_kafka_conn,
+        topic,
+        source_table,
+        "at_least_once",
+        producer_config={"message.timeout.ms": timeout_ms, "queue.buffering.max.messages": queue},
+        flush_grace_s=grace_s,
+    )
+    fault = BrokerFault(private_broker, topic, 5_000, restart=False)
+
+    seconds_to_fail = run_until_broker_stops(operator, fault, RecordingTaskInstance())
+
+    record_property("stop_to_failure_s", round(seconds_to_fail, 1))
+    documented_bound_s = timeout_ms / 1000 + grace_s
+    assert seconds_to_fail < 2 * documented_bound_s, (
+        f"failed {seconds_to_fail:.0f} s after the broker stopped; documented bound {documented_bound_s:.0f} s"
+    )
