@@ -192,15 +192,16 @@ def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_ev
     record_property("failure_message", message[:300])
 
 
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
-    private_broker, private_kafka_conn, source_table, record_property
+    delivery, private_broker, private_kafka_conn, source_table, record_property
 ):
     topic = new_topic(private_broker.bootstrap)
     operator = publisher(
         private_kafka_conn,
         topic,
         source_table,
-        "at_least_once",
+        delivery,
         pause={"pause_every": 500, "pause_s": 0.1},
     )
     fault = BrokerFault(private_broker, topic, 20_000, restart=True)
