@@ -233,7 +233,8 @@ def performance_doc(document: dict[str, Any]) -> str:
         f"across runs. Every producing variant writes to a fresh topic of {document.get('partitions', 3)} partitions "
         f"on the same broker, with the same producer settings where the client has them ({config}), is timed from "
         "opening its connections to its last acknowledged message, runs in its own process (peak RSS is that "
-        "process's `ru_maxrss`, Python and Airflow imports included), and is verified by reading its topic back "
+        "process's own high-water mark `VmHWM`, Python and Airflow imports included; not `ru_maxrss`, which Linux "
+        "carries over `exec` from the parent that started it), and is verified by reading its topic back "
         "with a read_committed consumer (the delivered column).",
         "",
         "- `fetch_only` (limit A): the rows read exactly as the operator reads them (its `stream_query`: a "
