@@ -34,8 +34,15 @@ class BrokerUnreachableError(ConnectionError):
     """No broker of the Kafka connection answered a metadata request in time."""
 
 
+class KafkaAuthenticationError(PermissionError):
+    """The broker answered but refused the connection's credentials (SASL) or certificate (TLS)."""
+
+
 class TopicUnavailableError(RuntimeError):
     """The broker answered but the topic does not exist (and is not auto-created) or is not authorised."""
+
+
+_AUTHENTICATION_ERRORS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED})
 
 
 def kafka_reason(err: KafkaException) -> str:
@@ -58,6 +65,7 @@ class PsttKafkaHook(KafkaBaseHook):
     def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
         self._connection_config: dict[str, Any] | None = None
+        self._client_errors: list[KafkaError] = []
 
     def _build_config(self) -> dict[str, Any]:
         """The connection's config, read once per hook: inside a task every lookup is a call to the API server."""
@@ -76,7 +84,11 @@ class PsttKafkaHook(KafkaBaseHook):
         return Producer(self.producer_config(overrides))
 
     def get_admin_client(self) -> AdminClient:
-        return AdminClient(self._build_config())
+        """
+        An admin client that remembers librdkafka's authentication errors: a refused password only surfaces
+        through ``error_cb``, while the metadata request itself merely times out.
+        """
+        return AdminClient({**self._build_config(), "error_cb": self._client_errors.append})
 
     def bulk_sender(
         self,
@@ -118,14 +130,20 @@ class PsttKafkaHook(KafkaBaseHook):
             return dict(overrides)
         return {**overrides, "message.max.bytes": limit, "batch.size": limit}
 
-    @staticmethod
     def check_reachable(
-        client: Producer | AdminClient, topic: str, timeout_s: float = DEFAULT_METADATA_TIMEOUT_S
+        self, client: Producer | AdminClient, topic: str, timeout_s: float = DEFAULT_METADATA_TIMEOUT_S
     ) -> None:
         """Fail fast, before any row is read, when no broker answers or the topic cannot be written."""
         try:
             metadata = client.list_topics(topic=topic, timeout=timeout_s)
         except KafkaException as err:
+            client.poll(0)
+            refusal = next((e for e in self._client_errors if e.code() in _AUTHENTICATION_ERRORS), None)
+            if refusal is not None:
+                raise KafkaAuthenticationError(
+                    f"Kafka authentication failed for connection {self.kafka_config_id!r}: {refusal.str()}; "
+                    "check sasl.username/sasl.password, sasl.mechanism and the TLS settings"
+                ) from err
             raise BrokerUnreachableError(
                 f"no Kafka broker answered within {timeout_s:.0f} s ({kafka_reason(err)}); "
                 "check bootstrap.servers and that the broker is running"
