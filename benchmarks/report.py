@@ -114,6 +114,17 @@ def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
                 "ceiling for any operator here",
             )
         )
+        # The operator's loop is one Python thread: its fetch and its produce calls cannot overlap under the GIL.
+        thread_per_row = fetch["main_thread_cpu_s"] / fetch["rows"] + produce["main_thread_cpu_s"] / produce["rows"]
+        if thread_per_row > 0:
+            rows.append(
+                (
+                    "thread bound: one Python thread doing fetch_only's and produce_only's work per row, "
+                    "no encoding, / min(A, B)",
+                    1 / thread_per_row / limit,
+                    "ceiling for a one-thread operator",
+                )
+            )
     for name in PSTT:
         for other in ALTERNATIVES:
             if name in results and other in results:
