@@ -168,7 +168,7 @@ def test_a_job_publishes_through_sasl_ssl_and_never_logs_the_password(
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_a_job_with_a_wrong_password_fails_with_an_authentication_error_within_a_bound(
-    mechanism, postgres, kafka_bootstrap, consume, monkeypatch, caplog, capfd
+    mechanism, postgres, kafka_bootstrap, consume, monkeypatch, caplog, capfd, record_property
 ):
     caplog.set_level(logging.DEBUG)
     topic = new_topic(kafka_bootstrap)
@@ -180,6 +180,8 @@ def test_a_job_with_a_wrong_password_fails_with_an_authentication_error_within_a
         sasl_publisher(conn_id, topic, metadata_timeout_s=10).execute(context_for(ti))
     elapsed = time.monotonic() - started
 
+    record_property("seconds_to_auth_error", round(elapsed, 1))
+    record_property("auth_error", str(failure.value))
     assert elapsed < AUTH_ERROR_BOUND_S
     assert re.search(r"(?i)authentication", str(failure.value)), f"not an authentication error: {failure.value!r}"
     assert ti.xcoms["pstt_delivery"]["state"] == "failed"
