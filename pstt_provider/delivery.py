@@ -61,9 +61,11 @@ class DeliveryTracker:
             self.errors.append(text)
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        """Runs once per message: ``len(message)`` is the value's length without fetching the payload object."""
         if error is None:
             self.acked += 1
-            self.bytes += len(message.value() or b"") + len(message.key() or b"")
+            key = message.key()
+            self.bytes += len(message) + (len(key) if key is not None else 0)
             latency_s = message.latency()
             if latency_s is not None:
                 self.latency.record(latency_s * 1000.0)

@@ -9,6 +9,7 @@ and a percentile read from the sum is within one bucket (10 %) of the exact valu
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,17 +17,28 @@ from typing import Any
 GROWTH = 1.1
 SMALLEST_MS = 0.1
 _LOG_GROWTH = math.log(GROWTH)
-
-
-def bucket_index(ms: float) -> int:
-    """Bucket 0 holds everything up to SMALLEST_MS; bucket k > 0 holds (upper(k-1), upper(k)]."""
-    if ms <= SMALLEST_MS:
-        return 0
-    return math.ceil(math.log(ms / SMALLEST_MS) / _LOG_GROWTH - 1e-9)
+_TABLE_SIZE = 256
+"""Buckets found by binary search over their precomputed upper bounds: up to about 3.5e9 ms (40 days)."""
 
 
 def bucket_upper_ms(index: int) -> float:
     return SMALLEST_MS * GROWTH**index
+
+
+_UPPERS = [bucket_upper_ms(index) for index in range(_TABLE_SIZE)]
+
+
+def bucket_index(ms: float) -> int:
+    """
+    Bucket 0 holds everything up to SMALLEST_MS; bucket k > 0 holds (upper(k-1), upper(k)].
+
+    This runs once per delivered message, so the common case is one ``bisect`` over the precomputed
+    upper bounds (no logarithm); only a latency beyond the table falls back to the formula.
+    """
+    index = bisect_left(_UPPERS, ms)
+    if index < _TABLE_SIZE:
+        return index
+    return math.ceil(math.log(ms / SMALLEST_MS) / _LOG_GROWTH - 1e-9)
 
 
 @dataclass
@@ -37,8 +49,12 @@ class LatencyHistogram:
     max_ms: float = 0.0
 
     def record(self, ms: float) -> None:
-        index = bucket_index(ms)
-        self.counts[index] = self.counts.get(index, 0) + 1
+        """Once per delivered message, so ``bucket_index``'s table lookup is inlined here."""
+        index = bisect_left(_UPPERS, ms)
+        if index == _TABLE_SIZE:
+            index = bucket_index(ms)
+        counts = self.counts
+        counts[index] = counts.get(index, 0) + 1
         self.total += 1
         self.sum_ms += ms
         if ms > self.max_ms:
