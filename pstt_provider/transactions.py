@@ -80,7 +80,13 @@ def ensure_marker_topic(config: dict[str, Any], topic: str, timeout_s: float) ->
 
 
 def find_marker(config: dict[str, Any], topic: str, partitions: int, key: str, timeout_s: float) -> dict | None:
-    """The committed marker for ``key`` (latest wins), read with isolation.level=read_committed."""
+    """
+    The committed marker for ``key`` (latest wins), read with isolation.level=read_committed.
+
+    Messages are polled one at a time and reading stops at the end of the partition (EOF, or the high
+    watermark read up front): a batched ``consume`` would wait out its whole timeout for a batch that never fills.
+    A short ``fetch.wait.max.ms`` keeps the broker from holding the fetch that reports the EOF for 500 ms.
+    """
     consumer = Consumer(
         {
             **config,
@@ -88,6 +94,7 @@ def find_marker(config: dict[str, Any], topic: str, partitions: int, key: str, t
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
             "auto.offset.reset": "earliest",
         }
     )
@@ -99,16 +106,22 @@ def find_marker(config: dict[str, Any], topic: str, partitions: int, key: str, t
             return None
         partition.offset = low
         consumer.assign([partition])
+        wanted = key.encode()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return found
-                    raise RunMarkerError(f"reading run markers from {topic!r}: {error.str()}")
-                if message.key() == key.encode():
-                    found = orjson.loads(message.value()) if message.value() else None
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = consumer.poll(remaining)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return found
+                raise RunMarkerError(f"reading run markers from {topic!r}: {error.str()}")
+            if message.key() == wanted:
+                value = message.value()
+                found = orjson.loads(value) if value else None
+            if message.offset() >= high - 1:
+                return found
         raise RunMarkerError(f"reading run markers from {topic!r} did not finish within {timeout_s:.0f} s")
     finally:
         consumer.close()
