@@ -142,12 +142,17 @@ class BulkSender:
         self.tracker = DeliveryTracker()
 
     def send(self, key: str | bytes | None, value: bytes) -> None:
+        """
+        Queue one message. Raises ``DeliveryError`` as soon as a delivery report says a message failed: the
+        run is lost anyway, and reading on would wait ``message.timeout.ms`` again for every queue of rows.
+        """
         while True:
             try:
                 self.producer.produce(self.topic, value=value, key=key, on_delivery=self.tracker.on_delivery)
                 break
             except BufferError:
                 self.producer.poll(0.1)
+                self.raise_for_failures()
             except KafkaException as err:
                 if not is_size_error(err.args[0]):
                     raise
@@ -156,6 +161,7 @@ class BulkSender:
         self.tracker.produced += 1
         if not self.tracker.produced % POLL_EVERY:
             self.producer.poll(0)
+            self.raise_for_failures()
 
     def _too_large(self, key: str | bytes | None, value: bytes, reason: str) -> None:
         key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key

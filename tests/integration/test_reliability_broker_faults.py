@@ -223,11 +223,6 @@ def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
     record_property("run_s", result["duration_s"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: SqlToKafkaOperator keeps reading rows after the broker is gone, so the failure waits "
-    "message.timeout.ms once per local queue of rows still to come (49 s measured against a documented 10 s)",
-)
 def test_the_failure_bound_does_not_grow_with_the_rows_still_to_read(
     private_broker, private_kafka_conn, source_table, record_property
 ):
