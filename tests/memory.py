@@ -4,7 +4,8 @@ Peak memory of one extraction, measured in a fresh process so nothing else in th
     .venv/bin/python tests/memory.py 200000        # prints {"rows": ..., "peak_rss_kb": ..., ...}
 
 The rows come from PostgreSQL's generate_series through ``SqlToKafkaOperator`` (server-side cursor) into a
-fresh topic on the local broker, which is deleted afterwards. ``measure_extraction`` is the helper tests use.
+fresh topic on the local broker, whose end offset counts what was delivered before it is deleted.
+``measure_extraction`` is the helper tests use.
 """
 
 from __future__ import annotations
@@ -39,8 +40,28 @@ def measure_extraction(rows: int, batch_size: int = 5000, timeout_s: float = 900
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def peak_rss_kb() -> int:
+    """
+    This process's own high-water mark (VmHWM). Not ``getrusage().ru_maxrss``: Linux carries that across
+    fork and exec, so a child started from a large pytest process would report the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _end_offset(topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "pstt-memory-count"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)[1]
+    finally:
+        consumer.close()
+
+
 def _extract(rows: int, batch_size: int) -> dict:
-    import resource
     import time
     import uuid
 
@@ -80,12 +101,14 @@ def _extract(rows: int, batch_size: int) -> dict:
         started = time.monotonic()
         result = operator.execute(context_for(RecordingTaskInstance()))
         duration = time.monotonic() - started
+        delivered = _end_offset(topic)
     finally:
         admin.delete_topics([topic])[topic].result(timeout=30)
     return {
         "rows": result["rows"],
         "messages_sent": result["messages_sent"],
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "delivered": delivered,
+        "peak_rss_kb": peak_rss_kb(),
         "duration_s": round(duration, 2),
         "rows_per_s": round(rows / duration),
         "latency_p99_ms": result["latency_ms"]["p99"],
