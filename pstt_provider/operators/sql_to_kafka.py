@@ -16,7 +16,8 @@ Failure behaviour (each case has a test):
   plain producer (at-least-once, outside any exactly_once transaction).
 - broker unreachable: a metadata request at start fails within ``metadata_timeout_s`` (30 s) before the
   query runs; if the broker goes away mid-run every pending message fails after ``message.timeout.ms``
-  (120 s by default) and the final flush gives up ``flush_grace_s`` (30 s) after that, so a run never hangs.
+  (120 s by default), the run stops reading at the first failed delivery report, and the final flush gives
+  up ``flush_grace_s`` (30 s) after that, so a run never hangs and the bound does not grow with the rows left.
 - SQL error: fails with the query file name and the database's message.
 
 ``delivery="exactly_once"`` wraps the run in a Kafka transaction whose ``transactional.id`` is stable per
