@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -103,6 +103,25 @@ def build_metadata(
     }
 
 
+def row_to_dict(columns: Sequence[str], number_text: Collection[int] = ()) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """
+    A function from a row tuple to its column dict, compiled for these columns.
+
+    One dict display per row costs half of ``dict(zip(columns, row))``, and this runs for every row. The
+    positions in ``number_text`` hold exact numbers read as text (PostgreSQL numeric); they become
+    ``orjson.Fragment`` in line, so no ``Decimal`` is built and parsed back, while NaN and Infinity stay
+    strings. Column names enter the source only through ``repr``, so every name is a plain string literal.
+    """
+    items = []
+    for position, column in enumerate(columns):
+        value = f"r[{position}]"
+        if position in number_text:
+            value = f"(v if (v := r[{position}]) is None or v[-1] in 'Ny' else Fragment(v))"
+        items.append(f"{column!r}: {value}")
+    source = f"lambda r: {{{', '.join(items)}}}"
+    return eval(source, {"__builtins__": {}, "Fragment": orjson.Fragment})
+
+
 class RowEncoder:
     """
     Turns the rows of one cursor into message values.
@@ -110,8 +129,11 @@ class RowEncoder:
     With metadata the value is ``{"data": {...}, "metadata": {...}}``; without, the row object alone.
     """
 
-    def __init__(self, columns: Sequence[str], metadata: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, columns: Sequence[str], metadata: Mapping[str, Any] | None, number_text: Collection[int] = ()
+    ) -> None:
         self.columns = tuple(columns)
+        self._to_dict = row_to_dict(self.columns, number_text)
         if metadata is None:
             self._prefix = b""
             self._suffix = b""
@@ -121,7 +143,7 @@ class RowEncoder:
 
     def encode(self, row: Sequence[Any]) -> bytes:
         try:
-            data = orjson.dumps(dict(zip(self.columns, row, strict=True)), default=_encode_other)
+            data = orjson.dumps(self._to_dict(row), default=_encode_other)
         except orjson.JSONEncodeError as err:
             raise RowEncodingError(self._explain(row, err)) from err
         if self._prefix:

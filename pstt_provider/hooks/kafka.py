@@ -92,14 +92,18 @@ class PsttKafkaHook(KafkaBaseHook):
 
     def bulk_sender(
         self,
-        producer: Producer,
         topic: str,
+        overrides: dict[str, Any] | None = None,
         *,
         dead_letter_topic: str | None = None,
         dead_letter_producer: Callable[[], Producer] | None = None,
     ) -> BulkSender:
+        """The bulk send path: a ``BulkSender`` with its own producer, configured like ``get_producer``."""
         return BulkSender(
-            producer, topic, dead_letter_topic=dead_letter_topic, dead_letter_producer=dead_letter_producer
+            self.producer_config(overrides),
+            topic,
+            dead_letter_topic=dead_letter_topic,
+            dead_letter_producer=dead_letter_producer,
         )
 
     def fit_to_topic(

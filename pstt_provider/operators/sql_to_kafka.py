@@ -265,14 +265,14 @@ class SqlToKafkaOperator(BaseOperator):
         overrides = self._producer_overrides(kafka, txn_id if exactly_once else None)
         admin = kafka.get_admin_client()
         kafka.check_reachable(admin, self.topic, self.metadata_timeout_s)
-        producer = kafka.get_producer(kafka.fit_to_topic(admin, self.topic, overrides, self.metadata_timeout_s))
         flush_timeout_s = float(kafka.producer_config(overrides)["message.timeout.ms"]) / 1000 + self.flush_grace_s
         sender = kafka.bulk_sender(
-            producer,
             self.topic,
+            kafka.fit_to_topic(admin, self.topic, overrides, self.metadata_timeout_s),
             dead_letter_topic=self.dead_letter_topic,
             dead_letter_producer=self._dead_letter_producer(kafka, admin),
         )
+        producer = sender.producer
 
         clock: TransactionClock | None = None
         marker_partitions = 0
@@ -389,29 +389,31 @@ class SqlToKafkaOperator(BaseOperator):
                     query=self.query_name,
                     extracted_at=started_at,
                 )
-            encode = RowEncoder(result.columns, metadata).encode
+            encode = RowEncoder(result.columns, metadata, number_text=result.number_text).encode
             send = sender.send
             null_key = self.null_key
             progress = ProgressLog(self.log, self.progress_interval_s)
             rows = 0
             for batch in result.batches():
-                for row in batch:
-                    rows += 1
+                for number, row in enumerate(batch, rows + 1):
                     key = row[key_index]
-                    if key is None:
-                        if null_key == "skip":
-                            state.skipped += 1
-                            continue
-                        if null_key == "fail":
-                            state.rows = rows
-                            raise MessageKeyError(
-                                f"{query.source}: row {rows} has a NULL {self.message_key_field}; "
-                                "set null_key='null' to send it without a key or 'skip' to drop it"
-                            )
-                    elif type(key) is not str:
-                        key = key_text(key)
-                    send(key, encode(row))
+                    if type(key) is str:
+                        send(key.encode(), encode(row))
+                    elif key is not None:
+                        send(key_text(key).encode(), encode(row))
+                    elif null_key == "null":
+                        send(None, encode(row))
+                    elif null_key == "skip":
+                        state.skipped += 1
+                    else:
+                        state.rows = number
+                        raise MessageKeyError(
+                            f"{query.source}: row {number} has a NULL {self.message_key_field}; "
+                            "set null_key='null' to send it without a key or 'skip' to drop it"
+                        )
+                rows += len(batch)
                 state.rows = rows
+                sender.checkpoint()
                 progress.maybe_log(rows)
                 if clock is not None:
                     clock.check(rows)

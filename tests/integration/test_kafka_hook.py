@@ -3,11 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from confluent_kafka import Producer
 from conftest import new_topic
 
 from pstt_provider.delivery import DeliveryError
-from pstt_provider.hooks.kafka import SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
+from pstt_provider.hooks.kafka import PsttKafkaHook
 
 
 def test_hook_producer_delivers_messages_that_a_consumer_reads_back(topic, consume):
@@ -71,9 +70,9 @@ def test_producer_limits_are_fitted_under_the_topics_max_message_bytes(kafka_boo
 
 def test_bulk_sender_counts_acknowledgements_bytes_and_latency(topic, consume):
     hook = PsttKafkaHook("kafka_default")
-    sender = hook.bulk_sender(hook.get_producer(), topic)
+    sender = hook.bulk_sender(topic)
     for n in range(2000):
-        sender.send(f"k{n}", b"x" * 100)
+        sender.send(f"k{n}".encode(), b"x" * 100)
     sender.finish(60)
     sender.raise_for_failures()
 
@@ -87,13 +86,10 @@ def test_bulk_sender_counts_acknowledgements_bytes_and_latency(topic, consume):
 def test_bulk_sender_fails_naming_what_was_not_acknowledged(private_broker):
     topic = new_topic(private_broker.bootstrap)
     hook = PsttKafkaHook("kafka_default")
-    producer = Producer(
-        {**SAFE_PRODUCER_DEFAULTS, "bootstrap.servers": private_broker.bootstrap, "message.timeout.ms": 3000}
-    )
-    sender = hook.bulk_sender(producer, topic)
+    sender = hook.bulk_sender(topic, {"bootstrap.servers": private_broker.bootstrap, "message.timeout.ms": 3000})
     private_broker.stop()
     for n in range(10):
-        sender.send(f"k{n}", b"lost")
+        sender.send(f"k{n}".encode(), b"lost")
     sender.finish(10)
 
     with pytest.raises(DeliveryError, match=r"10 of 10 message\(s\) .* not acknowledged \(0 acknowledged\)"):
