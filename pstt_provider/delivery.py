@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,9 +149,9 @@ class BulkSender:
     """
     Produces many messages through one producer of its own and accounts for every one of them.
 
-    ``send`` never blocks on the network: when librdkafka's local queue is full it waits for space.
-    ``checkpoint`` (every CHECKPOINT_EVERY messages, and by the caller between fetches) serves failure
-    reports, raises at the first one and notes acknowledgements. ``finish`` flushes once, bounded by
+    ``send_batch`` never blocks on the network: when librdkafka's local queue is full it waits for space.
+    ``checkpoint`` (every CHECKPOINT_EVERY messages) serves failure reports, raises at the first one and
+    notes acknowledgements. ``finish`` flushes once, bounded by
     ``flush_timeout_s``.
 
     Rows larger than the producer accepts (``message.max.bytes``, which the hook fits to the topic's own
@@ -177,23 +177,35 @@ class BulkSender:
         self._produce = self.producer.produce
         self._timeline = AcknowledgementTimeline(self.tracker.latency)
 
-    def send(self, key: bytes | None, value: bytes) -> None:
+    def send_batch(self, keys: Sequence[str | None], values: Sequence[bytes]) -> None:
         """
-        Queue one message. Raises ``DeliveryError`` as soon as a failure report arrives: the run is lost
-        anyway, and reading on would wait ``message.timeout.ms`` again for every queue of rows.
+        Queue one message per (key, value). Raises ``DeliveryError`` as soon as a failure report arrives:
+        the run is lost anyway, and reading on would wait ``message.timeout.ms`` again for every queue of rows.
+
+        A fetch's worth of messages at a time: the per-message work is one ``produce`` call, and the byte
+        count is taken for the whole batch.
         """
-        try:
-            self._produce(self.topic, value, key)
-        except (BufferError, KafkaException):
-            if not self._produce_slowly(key, value):
-                return
         tracker = self.tracker
-        tracker.produced += 1
-        tracker.bytes += len(value) + (len(key) if key is not None else 0)
-        if not tracker.produced % CHECKPOINT_EVERY:
+        tracker.bytes += sum(map(len, values)) + len("".join(filter(None, keys)).encode())
+        produce, topic = self._produce, self.topic
+        counted = 0
+        for start in range(0, len(values), CHECKPOINT_EVERY):
+            end = min(start + CHECKPOINT_EVERY, len(values))
+            for index in range(start, end):
+                try:
+                    produce(topic, values[index], keys[index])
+                except (BufferError, KafkaException):
+                    # Count what is queued before waiting or raising, so the account stays exact.
+                    tracker.produced += index - counted
+                    counted = index
+                    if not self._produce_slowly(keys[index], values[index]):
+                        counted = index + 1
+                        tracker.bytes -= len(values[index]) + len((keys[index] or "").encode())
+            tracker.produced += end - counted
+            counted = end
             self.checkpoint()
 
-    def _produce_slowly(self, key: bytes | None, value: bytes) -> bool:
+    def _produce_slowly(self, key: str | None, value: bytes) -> bool:
         """The queue is full or the row too large: wait for space, or divert it. True if it went to the topic."""
         while True:
             try:
@@ -219,11 +231,10 @@ class BulkSender:
         tracker.acked = tracker.produced - tracker.failed - len(self.producer)
         self._timeline.note(tracker.produced, tracker.acked, time.monotonic())
 
-    def _too_large(self, key: bytes | None, value: bytes, reason: str) -> None:
-        key_text = key.decode("utf-8", "replace") if key is not None else None
+    def _too_large(self, key: str | None, value: bytes, reason: str) -> None:
         if not self.dead_letter_topic or self._dead_letter_factory is None:
             raise MessageTooLargeError(
-                f"row with key {key_text!r} is {len(value)} bytes, larger than topic {self.topic!r} accepts "
+                f"row with key {key!r} is {len(value)} bytes, larger than topic {self.topic!r} accepts "
                 f"({reason}); set dead_letter_topic to divert such rows, or raise max.message.bytes on the "
                 "topic (and message.max.bytes in the producer config)"
             )
@@ -248,7 +259,7 @@ class BulkSender:
                 self._dead_letter_producer.poll(QUEUE_FULL_WAIT_S)
             except KafkaException as err:
                 self.tracker.dead_letter_failed += 1
-                self.tracker.note_error(f"dead-letter row with key {key_text!r} ({len(value)} bytes): {err}")
+                self.tracker.note_error(f"dead-letter row with key {key!r} ({len(value)} bytes): {err}")
                 return
         self._dead_letter_producer.poll(0)
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -61,6 +62,7 @@ DEFAULT_BATCH_SIZE = 5000
 XCOM_KEY = "pstt_delivery"
 MAX_ERRORS_REPORTED = 5
 FAILURE_FLUSH_S = 10.0
+_TEXT_KEYS = {str}
 
 
 class MessageKeyError(ValueError):
@@ -389,34 +391,54 @@ class SqlToKafkaOperator(BaseOperator):
                     query=self.query_name,
                     extracted_at=started_at,
                 )
-            encode = RowEncoder(result.columns, metadata, number_text=result.number_text).encode
-            send = sender.send
-            null_key = self.null_key
+            encoder = RowEncoder(result.columns, metadata, number_text=result.number_text)
+            key_of = itemgetter(key_index)
             progress = ProgressLog(self.log, self.progress_interval_s)
             rows = 0
             for batch in result.batches():
-                for number, row in enumerate(batch, rows + 1):
-                    key = row[key_index]
-                    if type(key) is str:
-                        send(key.encode(), encode(row))
-                    elif key is not None:
-                        send(key_text(key).encode(), encode(row))
-                    elif null_key == "null":
-                        send(None, encode(row))
-                    elif null_key == "skip":
-                        state.skipped += 1
-                    else:
-                        state.rows = number
-                        raise MessageKeyError(
-                            f"{query.source}: row {number} has a NULL {self.message_key_field}; "
-                            "set null_key='null' to send it without a key or 'skip' to drop it"
-                        )
+                keys = list(map(key_of, batch))
+                kinds = set(map(type, keys))
+                if type(None) in kinds:
+                    keys, values = self._with_null_keys(keys, batch, rows + 1, encoder, query.source, state)
+                else:
+                    if kinds != _TEXT_KEYS:
+                        keys = [key if type(key) is str else key_text(key) for key in keys]
+                    values = encoder.encode_batch(batch, rows + 1)
+                sender.send_batch(keys, values)
                 rows += len(batch)
                 state.rows = rows
-                sender.checkpoint()
                 progress.maybe_log(rows)
                 if clock is not None:
                     clock.check(rows)
+
+    def _with_null_keys(
+        self,
+        keys: list[Any],
+        batch: Sequence[Sequence[Any]],
+        first_row_number: int,
+        encoder: RowEncoder,
+        source: str,
+        state: _RunState,
+    ) -> tuple[list[str | None], list[bytes]]:
+        """A batch holding NULL keys, row by row under the ``null_key`` policy."""
+        kept_keys: list[str | None] = []
+        values: list[bytes] = []
+        for number, (key, row) in enumerate(zip(keys, batch, strict=True), first_row_number):
+            if key is None:
+                if self.null_key == "skip":
+                    state.skipped += 1
+                    continue
+                if self.null_key == "fail":
+                    state.rows = number
+                    raise MessageKeyError(
+                        f"{source}: row {number} has a NULL {self.message_key_field}; "
+                        "set null_key='null' to send it without a key or 'skip' to drop it"
+                    )
+            elif type(key) is not str:
+                key = key_text(key)
+            kept_keys.append(key)
+            values.extend(encoder.encode_batch([row], number))
+        return kept_keys, values
 
     def _key_index(self, columns: tuple[str, ...]) -> int:
         duplicates = sorted({c for c in columns if columns.count(c) > 1})

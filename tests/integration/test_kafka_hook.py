@@ -71,8 +71,7 @@ def test_producer_limits_are_fitted_under_the_topics_max_message_bytes(kafka_boo
 def test_bulk_sender_counts_acknowledgements_bytes_and_latency(topic, consume):
     hook = PsttKafkaHook("kafka_default")
     sender = hook.bulk_sender(topic)
-    for n in range(2000):
-        sender.send(f"k{n}".encode(), b"x" * 100)
+    sender.send_batch([f"k{n}" for n in range(2000)], [b"x" * 100] * 2000)
     sender.finish(60)
     sender.raise_for_failures()
 
@@ -88,8 +87,7 @@ def test_bulk_sender_fails_naming_what_was_not_acknowledged(private_broker):
     hook = PsttKafkaHook("kafka_default")
     sender = hook.bulk_sender(topic, {"bootstrap.servers": private_broker.bootstrap, "message.timeout.ms": 3000})
     private_broker.stop()
-    for n in range(10):
-        sender.send(f"k{n}".encode(), b"lost")
+    sender.send_batch([f"k{n}" for n in range(10)], [b"lost"] * 10)
     sender.finish(10)
 
     with pytest.raises(DeliveryError, match=r"10 of 10 message\(s\) .* not acknowledged \(0 acknowledged\)"):
