@@ -125,6 +125,18 @@ def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
                     "ceiling for a one-thread operator",
                 )
             )
+        # What the operator's own run cost the machine per row, were that work spread perfectly over every core.
+        for name in PSTT:
+            if name in results and results[name]["machine_busy_cores"] > 0:
+                run = results[name]
+                rows.append(
+                    (
+                        f"CPU bound of {name}'s own work: the machine CPU its run took per row (its process, "
+                        f"PostgreSQL, the broker) spread over all {cores} cores, / min(A, B)",
+                        cores * run["rows_per_s"] / run["machine_busy_cores"] / limit,
+                        "ceiling for this code here, however parallel",
+                    )
+                )
     for name in PSTT:
         for other in ALTERNATIVES:
             if name in results and other in results:

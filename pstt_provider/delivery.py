@@ -98,7 +98,7 @@ class AcknowledgementTimeline:
     Each checkpoint notes how many messages had been produced by then and how many of them the broker had
     acknowledged. The k-th acknowledgement is matched with the k-th message produced: Kafka acknowledges a
     partition in order, so that is each message's own latency to within the time between checkpoints
-    (CHECKPOINT_EVERY messages, one fetch of rows, or one FLUSH_STEP_S of the final flush).
+    (CHECKPOINT_EVERY messages, a wait for queue space, or one FLUSH_STEP_S of the final flush).
     """
 
     def __init__(self, histogram: LatencyHistogram) -> None:
