@@ -110,10 +110,15 @@ def compile_row_encoder(
     A function from a row tuple to its message bytes, compiled for these columns.
 
     This runs for every row, so it is one Python frame: a dict display (half the cost of
-    ``dict(zip(columns, row))``) passed to ``orjson.dumps``, with the run's metadata spliced in as an
-    ``orjson.Fragment`` serialized once. The positions in ``number_text`` hold exact numbers read as text
-    (PostgreSQL numeric); they become fragments in line, so no ``Decimal`` is built and parsed back, while
-    NaN and Infinity stay strings. Column names enter the source only through ``repr``: plain string literals.
+    ``dict(zip(columns, row))``) passed to ``orjson.dumps``, with the envelope around it, its metadata
+    serialized once. The positions in ``number_text`` hold exact numbers read as text (PostgreSQL numeric);
+    they become ``orjson.Fragment`` in line, so no ``Decimal`` is built and parsed back, while NaN and
+    Infinity stay strings. Column names enter the source only through ``repr``: plain string literals.
+
+    The join copies the message even without an envelope, on purpose: ``orjson.dumps`` returns its 1 KiB
+    working buffer shrunk in place, and a fetch's worth of those kept alive leaves the C heap so fragmented
+    that encoding costs twice as much; copied into a right-sized object, the buffer is freed and reused at
+    once (measured: about 2.7 instead of 5 µs per row on a 5,000-row fetch).
     """
     items = []
     for position, column in enumerate(columns):
@@ -122,15 +127,16 @@ def compile_row_encoder(
             value = f"(v if (v := r[{position}]) is None or v[-1] in 'Ny' else Fragment(v))"
         items.append(f"{column!r}: {value}")
     data = f"{{{', '.join(items)}}}"
-    document = data if metadata is None else f"{{'data': {data}, 'metadata': METADATA}}"
     namespace = {
         "__builtins__": {},
         "Fragment": orjson.Fragment,
-        "METADATA": orjson.Fragment(metadata) if metadata is not None else None,
+        "PREFIX": b"" if metadata is None else b'{"data":',
+        "SUFFIX": b"" if metadata is None else b',"metadata":' + metadata + b"}",
+        "join": b"".join,
         "dumps": orjson.dumps,
         "default": _encode_other,
     }
-    return eval(f"lambda r: dumps({document}, default=default)", namespace)
+    return eval(f"lambda r: join((PREFIX, dumps({data}, default=default), SUFFIX))", namespace)
 
 
 class RowEncoder:
