@@ -151,8 +151,7 @@ class BulkSender:
 
     ``send_batch`` never blocks on the network: when librdkafka's local queue is full it waits for space.
     ``checkpoint`` (every CHECKPOINT_EVERY messages) serves failure reports, raises at the first one and
-    notes acknowledgements. ``finish`` flushes once, bounded by
-    ``flush_timeout_s``.
+    notes acknowledgements. ``finish`` flushes once, bounded by ``flush_timeout_s``.
 
     Rows larger than the producer accepts (``message.max.bytes``, which the hook fits to the topic's own
     ``max.message.bytes``, so the broker never rejects a whole batch for one large row) fail the run, or go
@@ -182,11 +181,9 @@ class BulkSender:
         Queue one message per (key, value). Raises ``DeliveryError`` as soon as a failure report arrives:
         the run is lost anyway, and reading on would wait ``message.timeout.ms`` again for every queue of rows.
 
-        A fetch's worth of messages at a time: the per-message work is one ``produce`` call, and the byte
-        count is taken for the whole batch.
+        A fetch's worth of messages at a time: the per-message work is one ``produce`` call; messages and
+        bytes are counted per run of queued messages.
         """
-        tracker = self.tracker
-        tracker.bytes += sum(map(len, values)) + len("".join(filter(None, keys)).encode())
         produce, topic = self._produce, self.topic
         counted = 0
         for start in range(0, len(values), CHECKPOINT_EVERY):
@@ -196,14 +193,16 @@ class BulkSender:
                     produce(topic, values[index], keys[index])
                 except (BufferError, KafkaException):
                     # Count what is queued before waiting or raising, so the account stays exact.
-                    tracker.produced += index - counted
-                    counted = index
-                    if not self._produce_slowly(keys[index], values[index]):
-                        counted = index + 1
-                        tracker.bytes -= len(values[index]) + len((keys[index] or "").encode())
-            tracker.produced += end - counted
+                    self._count_queued(keys, values, counted, index)
+                    counted = index if self._produce_slowly(keys[index], values[index]) else index + 1
+            self._count_queued(keys, values, counted, end)
             counted = end
             self.checkpoint()
+
+    def _count_queued(self, keys: Sequence[str | None], values: Sequence[bytes], start: int, end: int) -> None:
+        tracker = self.tracker
+        tracker.produced += end - start
+        tracker.bytes += sum(map(len, values[start:end])) + len("".join(filter(None, keys[start:end])).encode())
 
     def _produce_slowly(self, key: str | None, value: bytes) -> bool:
         """The queue is full or the row too large: wait for space, or divert it. True if it went to the topic."""

@@ -82,6 +82,22 @@ def test_bulk_sender_counts_acknowledgements_bytes_and_latency(topic, consume):
     assert len(consume(topic, expected=2000)) == 2000
 
 
+def test_bulk_sender_waits_for_queue_space_and_still_counts_each_message_once(topic, consume):
+    hook = PsttKafkaHook("kafka_default")
+    sender = hook.bulk_sender(topic, {"queue.buffering.max.messages": 100})
+    keys = [f"k{n}" if n % 3 else None for n in range(3000)]
+    sender.send_batch(keys, [b"y" * 50] * 3000)
+    sender.finish(60)
+    sender.raise_for_failures()
+
+    tracker = sender.tracker
+    assert (tracker.produced, tracker.acked, tracker.failed) == (3000, 3000, 0)
+    assert tracker.bytes == sum(len(key or "") + 50 for key in keys)
+    assert tracker.latency.total == 3000
+    records = consume(topic, expected=3000)
+    assert sorted((r.key or b"").decode() for r in records) == sorted(key or "" for key in keys)
+
+
 def test_bulk_sender_fails_naming_what_was_not_acknowledged(private_broker):
     topic = new_topic(private_broker.bootstrap)
     hook = PsttKafkaHook("kafka_default")
