@@ -114,3 +114,24 @@ def test_query_file_parameters_are_bound_never_spliced(tmp_path, pg_conn, kafka_
         assert pg_conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 3
     finally:
         pg_conn.execute(f"DROP TABLE {table}")
+
+
+def test_postgres_numeric_specials_keep_their_exact_text(topic, consume):
+    amounts = ["12345678901234567890.00000000000000000001", "-0.5", "NaN", "Infinity", "-Infinity", None]
+    operator = SqlToKafkaOperator(
+        task_id="publish",
+        conn_id="pstt_test_pg",
+        sql="SELECT n AS id, amount::numeric AS amount FROM unnest(ARRAY["
+        + ", ".join("NULL" if a is None else f"'{a}'" for a in amounts)
+        + "]::text[]) WITH ORDINALITY AS t(amount, n)",
+        topic=topic,
+        message_key_field="id",
+        include_metadata=False,
+    )
+
+    result = operator.execute(context_for(RecordingTaskInstance()))
+
+    records = sorted(consume(topic, expected=len(amounts)), key=lambda r: int(r.key))
+    assert records[0].value == b'{"id":1,"amount":12345678901234567890.00000000000000000001}'
+    assert [json.loads(r.value)["amount"] for r in records[1:]] == [-0.5, "NaN", "Infinity", "-Infinity", None]
+    assert result["messages_sent"] == len(amounts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from pstt_provider.delivery import (
     DEAD_LETTER_TOPIC_HEADER,
     DeliveryError,
 )
-from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+from pstt_provider.operators.sql_to_kafka import MessageKeyError, SqlToKafkaOperator
 from pstt_provider.streaming import SourceQueryError
 
 ROWS = 1000
@@ -153,3 +154,53 @@ def test_an_sql_error_in_a_query_file_names_the_file_and_the_database_message_an
     assert 'column "no_such_column" does not exist' in str(failure.value)
     assert (ti.xcoms["pstt_delivery"]["state"], ti.xcoms["pstt_delivery"]["messages_sent"]) == ("failed", 0)
     assert consume(topic, idle_s=1.0, isolation="read_uncommitted") == []
+
+
+def _reading_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "pstt-read-ahead"]
+
+
+def test_an_sql_error_after_some_fetches_fails_the_run_and_keeps_what_was_sent_once(kafka_bootstrap, consume):
+    topic = new_topic(kafka_bootstrap)
+    ti = RecordingTaskInstance()
+
+    with pytest.raises(SourceQueryError, match=r"<inline sql>: reading the result failed: .*division by zero"):
+        SqlToKafkaOperator(
+            task_id="publish",
+            conn_id="pstt_test_pg",
+            sql="SELECT g AS id, 1 / (g - 7000) AS ratio FROM generate_series(1, 10000) g",
+            topic=topic,
+            message_key_field="id",
+            batch_size=1000,
+        ).execute(context_for(ti))
+
+    result = ti.xcoms["pstt_delivery"]
+    assert (result["state"], result["rows"], result["messages_sent"], result["messages_failed"]) == (
+        "failed",
+        6000,
+        6000,
+        0,
+    )
+    keys = [int(record.key) for record in consume(topic, expected=6000)]
+    assert sorted(keys) == list(range(1, 6001))
+    assert _reading_threads() == []
+
+
+def test_a_null_key_deep_in_the_result_names_its_row_and_stops_reading(kafka_bootstrap, consume):
+    topic = new_topic(kafka_bootstrap)
+    ti = RecordingTaskInstance()
+
+    with pytest.raises(MessageKeyError, match=r"row 2500 has a NULL code"):
+        SqlToKafkaOperator(
+            task_id="publish",
+            conn_id="pstt_test_pg",
+            sql="SELECT NULLIF(g, 2500) AS code FROM generate_series(1, 1000000) g",
+            topic=topic,
+            message_key_field="code",
+            batch_size=1000,
+        ).execute(context_for(ti))
+
+    result = ti.xcoms["pstt_delivery"]
+    assert (result["state"], result["messages_sent"]) == ("failed", 2000)
+    assert sorted(int(record.key) for record in consume(topic, expected=2000)) == list(range(1, 2001))
+    assert _reading_threads() == []

@@ -109,3 +109,28 @@ def test_keys_are_text_exact_for_numbers_iso_for_dates_base64_for_binary():
 def test_a_row_with_an_unencodable_value_names_the_column():
     with pytest.raises(RowEncodingError, match="column 'shape': cannot encode a complex value"):
         RowEncoder(["id", "shape"], None).encode((1, 2j))
+
+
+def test_a_batch_with_an_unencodable_value_names_its_row_number_and_column():
+    rows = [(n, "ok") for n in range(1, 10)] + [(10, 2j)]
+
+    with pytest.raises(RowEncodingError, match="row 110: column 'shape': cannot encode a complex value"):
+        RowEncoder(["id", "shape"], None).encode_batch(rows, first_row_number=101)
+
+
+def test_numbers_read_as_text_are_exact_json_numbers_and_nan_or_infinity_stay_strings():
+    encoder = RowEncoder(["id", "amount"], None, number_text={1})
+    texts = ["12345678901234567890.0000000001", "-0.5", "NaN", "Infinity", "-Infinity", None]
+
+    values = encoder.encode_batch([(n, text) for n, text in enumerate(texts)])
+
+    assert values[0] == b'{"id":0,"amount":12345678901234567890.0000000001}'
+    assert [json.loads(v)["amount"] for v in values[1:]] == [-0.5, "NaN", "Infinity", "-Infinity", None]
+
+
+def test_the_envelope_is_the_same_for_one_row_and_for_a_batch():
+    metadata = build_metadata(dag_id="d", run_id="r", task_id="t", query="q", extracted_at=EXTRACTED)
+    encoder = RowEncoder(["id", "note"], metadata)
+
+    assert encoder.encode_batch([(1, "a"), (2, "b")]) == [encoder.encode((1, "a")), encoder.encode((2, "b"))]
+    assert json.loads(encoder.encode((1, "a"))) == {"data": {"id": 1, "note": "a"}, "metadata": metadata}
