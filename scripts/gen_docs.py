@@ -1,7 +1,8 @@
 """
 Regenerates the parts of docs/ that are facts of the code, so they never drift from it:
 
-- docs/job-spec.md: the field reference, from the JSON Schema that ``pstt schema`` prints;
+- docs/job-spec.md: the field reference, from the JSON Schema that ``pstt schema`` prints, and the
+  producer properties a spec may set, from ``pstt_provider.factory.producer_settings``;
 - docs/coming-from-pstt-tool.md: the .env variable tables, from ``pstt_provider.connections``.
 
 Each generated part sits between ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->``.
@@ -85,8 +86,17 @@ def kafka_variables_table() -> str:
     return "\n".join(lines)
 
 
+def producer_settings_table() -> str:
+    from pstt_provider.factory.producer_settings import ALLOWED
+
+    lines = ["| property | values | what it tunes |", "| --- | --- | --- |"]
+    lines += [f"| `{key}` | {_cell(setting.kind)} | {_cell(setting.what)} |" for key, setting in ALLOWED.items()]
+    return "\n".join(lines)
+
+
 GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
     "job-spec-fields": ("job-spec.md", job_spec_table),
+    "producer-settings": ("job-spec.md", producer_settings_table),
     "pstt-tool-variables": ("coming-from-pstt-tool.md", kafka_variables_table),
 }
 

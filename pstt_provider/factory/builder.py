@@ -11,7 +11,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from pstt_provider.factory import templates
 from pstt_provider.factory.notifications import notifiers
 from pstt_provider.factory.problems import Problem
-from pstt_provider.factory.validation import TASK_ID, JobConfig, ParamConfig, validator_for
+from pstt_provider.factory.validation import TASK_ID, InvalidSpecsError, JobConfig, ParamConfig, validator_for
 from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
@@ -29,6 +29,16 @@ def build_dags(anchor: Path) -> tuple[dict[str, DAG], list[Problem]]:
         except Exception as err:  # one spec Airflow rejects must not take the other DAGs down with it
             problems.append(Problem(config.display, "-", f"Airflow rejected the DAG: {type(err).__name__}: {err}"))
     return dags, problems
+
+
+def check_folder(anchor: Path) -> None:
+    """
+    Raise :class:`InvalidSpecsError` naming every spec that does not become a DAG, for the validation DAG
+    file: invalid specs, and valid ones Airflow still rejects (so those are import errors too, not log lines).
+    """
+    problems = build_dags(anchor)[1]
+    if problems:
+        raise InvalidSpecsError(problems)
 
 
 def build_dag(config: JobConfig) -> DAG:
@@ -52,7 +62,7 @@ def build_dag(config: JobConfig) -> DAG:
         catchup=spec.catchup,
         max_active_runs=1,
         tags=sorted(tags),
-        user_defined_macros={templates.RUN_TIME_MACRO: templates.run_time},
+        user_defined_macros={templates.RUN_TIME_MACRO: templates.run_time, templates.PARAM_MACRO: templates.param},
         default_args={"owner": spec.owner},
         auto_register=False,
     ) as dag:

@@ -8,12 +8,27 @@ typo is an error with a suggestion instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-import zoneinfo
 from typing import Annotated, Any, Literal
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pstt_provider.factory import producer_settings
+from pstt_provider.factory.fields import (
+    Address,
+    ConnId,
+    DefineName,
+    Identifier,
+    LongText,
+    ParameterValue,
+    QueryName,
+    Sender,
+    Text,
+    TimeZone,
+    Topic,
+)
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -23,15 +38,21 @@ CRON_PRESETS = {
     "@quarterly": "0 0 1 */3 *",
     "@yearly": "0 0 1 1 *",
 }
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+CRON_FIELDS = 5
+CRON_HORIZON_YEARS = 8
+"""A cron that never fires within this many years (leap days fire every 4) is refused as impossible."""
+MAX_DELAY_S = 7 * 86_400
+"""Longest retry_delay and timeout: a week. Airflow itself fails on durations past ``timedelta``'s range."""
 _DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
-_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+$")
-
-ParameterValue = Annotated[str | int | float, Field(union_mode="left_to_right")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """
+    Unknown fields are errors, and values are never coerced: ``true`` is not 1, ``"100"`` is not a number,
+    ``"yes"`` is not a boolean, so a YAML or JSON slip is a spec problem instead of a silent surprise.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class KafkaConfig(_Strict):
@@ -40,32 +61,25 @@ class KafkaConfig(_Strict):
     enabled: bool = Field(
         True, description="false keeps the DAG but never schedules it (PSTT Tool: Kafka export switched off)"
     )
-    topic: str = Field(description="destination topic")
-    message_key_field: str = Field(description="result column whose value becomes the message key")
+    topic: Topic = Field(description="destination topic")
+    message_key_field: Identifier = Field(description="result column whose value becomes the message key")
     batch_size: int = Field(100, gt=0, le=1_000_000, description="rows fetched and produced per batch")
     include_metadata: bool = Field(True, description="wrap each row as {data, metadata}; false sends the row alone")
-    connection_name: str = Field(
-        "default",
-        min_length=1,
-        description='Airflow Kafka connection id; "default" means kafka_default',
-    )
+    connection_name: ConnId = Field("default", description='Airflow Kafka connection id; "default" means kafka_default')
     delivery: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="exactly_once uses Kafka transactions (no duplicates for read_committed readers)"
     )
     null_key: Literal["fail", "null", "skip"] = Field(
         "fail", description="what a NULL key does: fail the task, send with a null key, or skip the row"
     )
-    dead_letter_topic: str | None = Field(None, description="topic for rows that cannot be serialized")
-    producer_config: dict[str, str | int | float | bool] | None = Field(
-        None, description="librdkafka settings that override the connection's for this job"
+    dead_letter_topic: Topic | None = Field(
+        None, description="topic for rows too large for `topic` (sent there with the error in their headers)"
     )
-
-    @field_validator("topic", "dead_letter_topic")
-    @classmethod
-    def _topic_name(cls, value: str | None) -> str | None:
-        if value is not None and not _TOPIC.match(value):
-            raise ValueError(f"{value!r} is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')")
-        return value
+    producer_config: dict[str, str | int | bool] | None = Field(
+        None,
+        description="librdkafka tuning properties (batching, compression, acks, retries, timeouts, sizes) for this "
+        "job; addressing and security come from the connection only (see the allowed list)",
+    )
 
     @field_validator("message_key_field")
     @classmethod
@@ -73,6 +87,11 @@ class KafkaConfig(_Strict):
         if not value.strip():
             raise ValueError("must name a result column")
         return value
+
+    @field_validator("producer_config")
+    @classmethod
+    def _tuning_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else producer_settings.check(value)
 
     @property
     def kafka_conn_id(self) -> str:
@@ -85,17 +104,9 @@ class EmailNotification(_Strict):
     enabled: bool = Field(False, description="send e-mails at all")
     on_success: bool = Field(False, description="e-mail when a run succeeds")
     on_failure: bool = Field(True, description="e-mail when a run fails (after its last retry)")
-    recipients: list[str] = Field(default_factory=list, description="addresses")
-    from_email: str | None = Field(None, description="sender; default: the SMTP connection's from_email")
-    smtp_connection: str | None = Field(None, description="Airflow SMTP connection id; default: smtp_default")
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        bad = [address for address in value if not _EMAIL.match(address)]
-        if bad:
-            raise ValueError(f"not an e-mail address: {', '.join(map(repr, bad))}")
-        return value
+    recipients: list[Address] = Field(default_factory=list, max_length=100, description="addresses")
+    from_email: Sender | None = Field(None, description="sender; default: the SMTP connection's from_email")
+    smtp_connection: ConnId | None = Field(None, description="Airflow SMTP connection id; default: smtp_default")
 
     def addresses(self, event: Literal["success", "failure"]) -> list[str]:
         wanted = self.on_success if event == "success" else self.on_failure
@@ -105,19 +116,21 @@ class EmailNotification(_Strict):
 class JobSpec(_Strict):
     """One scheduled export: PSTT Tool's job JSON (``name`` ... ``email_notification``) plus optional additions."""
 
-    name: str = Field(min_length=1, description="job name, shown as the DAG's display name")
-    description: str = Field("", description="free text, shown as the DAG's description")
-    query: str = Field(min_length=1, description="query file under $PSTT_QUERIES_DIR, e.g. ID--Description.sql")
-    connection: str = Field(min_length=1, description="Airflow connection id of the source database")
+    name: Text = Field(min_length=1, description="job name, shown as the DAG's display name")
+    description: LongText = Field("", description="free text, shown as the DAG's description")
+    query: QueryName = Field(description="query file under $PSTT_QUERIES_DIR, e.g. ID--Description.sql")
+    connection: ConnId = Field(description="Airflow connection id of the source database")
     scheduling_mode: Literal["cron", "manual"] = Field(
         "cron", description="cron: run on `cron`; manual: only when triggered"
     )
-    cron: str | None = Field(None, description="5-field cron expression or @daily-style preset, in `timezone`")
+    cron: str | None = Field(
+        None, max_length=200, description="5-field cron expression or @daily-style preset, in `timezone`"
+    )
     enabled: bool = Field(True, description="false keeps the DAG (manual triggers work) but never schedules it")
-    timeout: int | None = Field(None, gt=0, description="seconds before a run attempt is killed")
+    timeout: int | None = Field(None, gt=0, le=MAX_DELAY_S, description="seconds before a run attempt is killed")
     max_retries: int = Field(0, ge=0, le=100, description="retries after a failed attempt")
-    retry_delay: int = Field(300, ge=0, description="seconds between attempts")
-    parameters: dict[str, ParameterValue] = Field(
+    retry_delay: int = Field(300, ge=0, le=MAX_DELAY_S, description="seconds between attempts")
+    parameters: dict[DefineName, ParameterValue] = Field(
         default_factory=dict, description="query parameter values; strings may use {date}, {date-N}, ... templates"
     )
     export_format: str = Field("kafka", description='only "kafka" is supported')
@@ -125,23 +138,23 @@ class JobSpec(_Strict):
     email_notification: EmailNotification = Field(
         default_factory=EmailNotification, description="e-mail after a run (default: none)"
     )
-    timezone: str | None = Field(None, description="IANA name for the cron and the date templates")
+    timezone: TimeZone | None = Field(None, description="IANA name for the cron and the date templates")
     dag_id: str | None = Field(None, description="default: pstt_ + the spec file's path below the jobs folder")
     connection_type: Literal["oracle", "generic"] | None = Field(
         None,
         description="oracle picks OracleToKafkaOperator; default: read from an AIRFLOW_CONN_* variable, else generic",
     )
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list, description="extra DAG tags (pstt is always added)"
+    tags: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50, description="extra DAG tags (pstt is always added)"
     )
-    owner: str = Field("pstt", min_length=1, description="DAG owner shown in the UI")
+    owner: Text = Field("pstt", min_length=1, description="DAG owner shown in the UI")
     catchup: bool = Field(False, description="create runs for missed cron slots since the first schedule")
 
     @field_validator("export_format")
     @classmethod
     def _kafka_only(cls, value: str) -> str:
         if value != "kafka":
-            raise ValueError(f"export format {value!r} is not supported yet: pstt-provider only exports to kafka")
+            raise ValueError(f"export format {value[:40]!r} is not supported yet: pstt-provider only exports to kafka")
         return value
 
     @field_validator("cron")
@@ -149,35 +162,55 @@ class JobSpec(_Strict):
     def _cron(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        expression = CRON_PRESETS.get(value.strip(), value.strip())
-        try:
-            croniter(expression)
-        except (CroniterBadCronError, CroniterBadDateError, ValueError) as err:
-            raise ValueError(f"invalid cron expression {value!r}: {err}") from None
-        return value.strip()
+        return check_cron(value.strip())
 
-    @field_validator("timezone")
+    @field_validator("parameters")
     @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Rome)") from None
+    def _one_spelling(cls, value: dict[str, str]) -> dict[str, str]:
+        spellings: dict[str, list[str]] = {}
+        for name in value:
+            spellings.setdefault(name.upper(), []).append(name)
+        clashes = [names for names in spellings.values() if len(names) > 1]
+        if clashes:
+            listed = "; ".join(" and ".join(names) for names in clashes)
+            raise ValueError(f"parameter names are case-insensitive, so these are the same parameter: {listed}")
         return value
 
     @field_validator("dag_id")
     @classmethod
     def _dag_id(cls, value: str | None) -> str | None:
         if value is not None and not _DAG_ID.match(value):
-            raise ValueError(f"{value!r} is not a DAG id (letters, digits, '_', '.', '-')")
+            raise ValueError(f"{value[:80]!r} is not a DAG id (1-250 of letters, digits, '_', '.', '-')")
         return value
 
 
+def check_cron(expression: str) -> str:
+    """``expression`` when it is a preset or five fields that fire within :data:`CRON_HORIZON_YEARS` years."""
+    if expression.startswith("@"):
+        if expression not in CRON_PRESETS:
+            raise ValueError(f"unknown cron preset {expression!r} (known: {', '.join(CRON_PRESETS)})")
+        return expression
+    fields = expression.split()
+    if len(fields) != CRON_FIELDS:
+        raise ValueError(
+            f"invalid cron expression {expression!r}: it has {len(fields)} fields, a cron has 5 "
+            "(minute hour day-of-month month day-of-week; no seconds or years)"
+        )
+    start = dt.datetime(2024, 1, 1)
+    try:
+        first = croniter(expression, start).get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"cron expression {expression!r} never fires (no such date, e.g. 30 February)") from None
+    except (CroniterBadCronError, ValueError, KeyError) as err:
+        raise ValueError(f"invalid cron expression {expression!r}: {err}") from None
+    if first.year - start.year > CRON_HORIZON_YEARS:
+        raise ValueError(f"cron expression {expression!r} never fires (no such date, e.g. 30 February)")
+    return expression
+
+
 class KafkaDefaults(_Strict):
-    connection_name: str | None = None
-    batch_size: int | None = Field(None, gt=0)
+    connection_name: ConnId | None = None
+    batch_size: int | None = Field(None, gt=0, le=1_000_000)
     include_metadata: bool | None = None
     delivery: Literal["at_least_once", "exactly_once"] | None = None
     null_key: Literal["fail", "null", "skip"] | None = None
@@ -187,9 +220,9 @@ class EmailDefaults(_Strict):
     enabled: bool | None = None
     on_success: bool | None = None
     on_failure: bool | None = None
-    recipients: list[str] | None = None
-    from_email: str | None = None
-    smtp_connection: str | None = None
+    recipients: list[Address] | None = Field(None, max_length=100)
+    from_email: Sender | None = None
+    smtp_connection: ConnId | None = None
 
 
 class FolderDefaults(_Strict):
@@ -198,13 +231,13 @@ class FolderDefaults(_Strict):
     starts from. Nested folders override outer ones; a spec's own values win; lists are replaced, not merged.
     """
 
-    timezone: str | None = None
-    connection: str | None = None
+    timezone: TimeZone | None = None
+    connection: ConnId | None = None
     max_retries: int | None = Field(None, ge=0, le=100)
-    retry_delay: int | None = Field(None, ge=0)
-    timeout: int | None = Field(None, gt=0)
-    tags: list[str] | None = None
-    owner: str | None = None
+    retry_delay: int | None = Field(None, ge=0, le=MAX_DELAY_S)
+    timeout: int | None = Field(None, gt=0, le=MAX_DELAY_S)
+    tags: list[Annotated[Text, Field(min_length=1, max_length=100)]] | None = Field(None, max_length=50)
+    owner: Text | None = None
     kafka_config: KafkaDefaults | None = None
     email_notification: EmailDefaults | None = None
 

@@ -20,9 +20,11 @@ import pendulum
 from jinja2 import pass_context
 
 RUN_TIME_MACRO = "pstt_run_time"
+PARAM_MACRO = "pstt_param"
 NAMES = ("date", "datetime", "timestamp", "year", "month", "day")
+MAX_OFFSET_DAYS = 36_600
 _TOKEN = re.compile(r"\{([^{}]*)\}")
-_DATE_OFFSET = re.compile(r"^date\s*([+-])\s*(\d{1,5})$")
+_DATE_OFFSET = re.compile(r"^date\s*([+-])\s*(\d+)$")
 _FORMATS = {
     "date": "%Y-%m-%d",
     "datetime": "%Y-%m-%d %H:%M:%S",
@@ -80,6 +82,22 @@ def run_time(context: Any, timezone: str) -> pendulum.DateTime:
     return pendulum.instance(moment).in_timezone(timezone)
 
 
+@pass_context
+def param(context: Any, name: str) -> Any:
+    """
+    The run's value of the query parameter ``name``, a Jinja macro (``pstt_param``). Spec parameters match
+    query defines in any case, so a trigger's ``--conf`` may too: ``{"data": ...}`` sets ``DATA``. Two
+    spellings of one name in the same conf are refused rather than one picked.
+    """
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    spellings = sorted(key for key in conf if isinstance(key, str) and key.upper() == name.upper())
+    if len(spellings) > 1:
+        raise TemplateError(f"the run's conf sets {name} more than once ({', '.join(spellings)}): keep one")
+    if spellings and spellings[0] != name:
+        return conf[spellings[0]]
+    return context["params"][name]
+
+
 def _token_expression(token: str, moment: str) -> str:
     name = token.strip()
     if name in _FORMATS:
@@ -88,6 +106,8 @@ def _token_expression(token: str, moment: str) -> str:
         return f"{moment}.int_timestamp"
     offset = _DATE_OFFSET.match(name)
     if offset:
+        if len(offset.group(2)) > len(str(MAX_OFFSET_DAYS)) or int(offset.group(2)) > MAX_OFFSET_DAYS:
+            raise TemplateError(f"{{{token}}}: an offset is at most {MAX_OFFSET_DAYS:,} days (100 years)")
         days = int(offset.group(2)) * (-1 if offset.group(1) == "-" else 1)
         return f"{moment}.add(days={days}).strftime({literal(_FORMATS['date'])})"
     raise TemplateError(_unknown(token))

@@ -26,6 +26,7 @@ from pstt_provider.query_file import QueryFile, QueryFileError, parse_query_file
 
 OperatorName = Literal["SqlToKafkaOperator", "OracleToKafkaOperator"]
 TASK_ID = "export_to_kafka"
+MAX_DAG_ID_LENGTH = 250
 Report = Callable[[str, str], None]
 
 
@@ -96,13 +97,6 @@ def validator_for(anchor: Path, display_base: Path | None = None, timezone: str 
     )
 
 
-def check_folder(anchor: Path) -> None:
-    """Raise :class:`InvalidSpecsError` listing every problem under the repo's jobs folder; quiet when all valid."""
-    problems = validator_for(anchor).validate_folder()[1]
-    if problems:
-        raise InvalidSpecsError(problems)
-
-
 class Validator:
     """Validates the specs of one jobs folder; caches folder defaults and query files across specs."""
 
@@ -113,7 +107,7 @@ class Validator:
         self.display_base = (display_base or Path.cwd()).resolve()
         self._root = root.resolve()
         self._queries_root = queries.resolve()
-        self._defaults: dict[Path, dict[str, Any]] = {}
+        self._defaults: dict[Path, dict[str, Any] | SpecError] = {}
         self._defaults_files: dict[Path, list[Path]] = {}
         self._queries: dict[str, tuple[Path, QueryFile | QueryFileError]] = {}
 
@@ -139,7 +133,10 @@ class Validator:
             try:
                 config = self.validate(path)
             except SpecError as err:
-                problems.extend(err.problems)
+                problems.extend(problem for problem in err.problems if problem not in problems)
+                continue
+            except Exception as err:  # one spec must never hide the others, whatever it holds
+                problems.append(Problem(self.display(path), "-", f"cannot be validated: {type(err).__name__}: {err}"))
                 continue
             if config.dag_id in owners:
                 problems.append(
@@ -151,6 +148,14 @@ class Validator:
         return configs, problems
 
     def validate(self, path: Path) -> JobConfig:
+        display = self.display(path)
+        if path.is_dir():
+            raise SpecError.single(
+                display,
+                "-",
+                "a symbolic link to a folder: links are not followed, so no spec in it is loaded; "
+                "move the specs into the jobs folder or point PSTT_JOBS_DIR at the real one",
+            )
         path = path.resolve()
         display = self.display(path)
         raw = loader.load(path, display)
@@ -158,7 +163,17 @@ class Validator:
         if path.parent not in self._defaults_files:
             self._defaults_files[path.parent] = loader.defaults_files(path.parent, self._root)
         for defaults_file in self._defaults_files[path.parent]:
-            merged = loader.merge(merged, self._folder_defaults(defaults_file))
+            defaults = self._folder_defaults(defaults_file)
+            if isinstance(defaults, SpecError):
+                raise SpecError(
+                    [
+                        *defaults.problems,
+                        Problem(
+                            display, "-", f"not built: the folder defaults {self.display(defaults_file)} are invalid"
+                        ),
+                    ]
+                )
+            merged = loader.merge(merged, defaults)
         merged = loader.merge(merged, raw)
         try:
             spec = JobSpec.model_validate(merged)
@@ -166,14 +181,17 @@ class Validator:
             raise SpecError(_problems(display, err, JobSpec)) from None
         return self._config(path, display, spec)
 
-    def _folder_defaults(self, path: Path) -> dict[str, Any]:
+    def _folder_defaults(self, path: Path) -> dict[str, Any] | SpecError:
+        """The defaults file's values, or its problems: cached, so they are reported once, not once per spec."""
         if path not in self._defaults:
             display = self.display(path)
             try:
                 model = FolderDefaults.model_validate(loader.load(path, display))
+                self._defaults[path] = model.model_dump(exclude_none=True)
             except ValidationError as err:
-                raise SpecError(_problems(display, err, FolderDefaults)) from None
-            self._defaults[path] = model.model_dump(exclude_none=True)
+                self._defaults[path] = SpecError(_problems(display, err, FolderDefaults))
+            except SpecError as err:
+                self._defaults[path] = err
         return self._defaults[path]
 
     def _config(self, path: Path, display: str, spec: JobSpec) -> JobConfig:
@@ -194,13 +212,20 @@ class Validator:
         parameters: dict[str, str] = {}
         if query is not None:
             params, parameters = _parameters(spec, query, timezone, scheduled, problem)
+        dag_id = spec.dag_id or self._dag_id(path)
+        if len(dag_id) > MAX_DAG_ID_LENGTH:
+            problem(
+                "dag_id",
+                f"the DAG id made from the spec's path is {len(dag_id)} characters, Airflow allows "
+                f"{MAX_DAG_ID_LENGTH}: set dag_id or use a shorter path",
+            )
         if problems:
             raise SpecError(problems)
         assert query_path is not None
         return JobConfig(
             spec_file=path,
             display=display,
-            dag_id=spec.dag_id or self._dag_id(path),
+            dag_id=dag_id,
             spec=spec,
             timezone=timezone,
             query_file=query_path,
@@ -262,8 +287,15 @@ def _parameters(
     parameters: dict[str, str] = {}
     for define in query.params.values():
         spec_value = values.get(define.name)
-        reference = f"params[{templates.literal(define.name)}]"
+        reference = f"{templates.PARAM_MACRO}({templates.literal(define.name)})"
         if spec_value is not None:
+            if define.required and not spec_value.strip():
+                problem(
+                    f"parameters.{define.name}",
+                    f"the query requires {define.name} ({define.description or 'no description'}): "
+                    "an empty value would fail every run; give it a value or remove it",
+                )
+                continue
             try:
                 translation = templates.translate(spec_value, timezone)
             except templates.TemplateError as err:

@@ -9,6 +9,8 @@ import email
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
@@ -135,3 +137,39 @@ def test_a_failing_run_sends_one_email_naming_dag_run_and_error(
     assert dag_id in message["Subject"]
     assert run.run_id in text
     assert "no such table: NO_SUCH" in text
+
+
+def test_jinja_in_email_fields_never_reaches_the_smtp_server(
+    airflow_db: Path, job_folder: Path, topic: str, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "TopSecretPassw0rd"
+    monkeypatch.setenv("AIRFLOW_CONN_ADV_SECRET", json.dumps({"conn_type": "generic", "password": secret}))
+    (job_folder.parent / "queries" / "E2E-001--Traces.sql").write_text(QUERY.replace("FROM TRACES", "FROM NO_SUCH"))
+    hostile_email = {
+        "enabled": True,
+        "on_failure": True,
+        "recipients": ["{{conn.adv_secret.password}}@example.com"],
+        "from_email": "leak {{ conn.adv_secret.password }} {{ var.value.get('x','novar') }} <a@example.com>",
+    }
+    write_spec(job_folder, "e2e_hostile", topic, email_notification=hostile_email)
+    dag_id = write_spec(
+        job_folder, "e2e_near_miss", topic, description="{ conn.adv_secret.password } ' ~ conn.adv_secret.password"
+    )
+
+    validation = subprocess.run(
+        [sys.executable, "-m", "pstt_provider.cli", "validate"],
+        capture_output=True,
+        text=True,
+        cwd=job_folder.parent,
+        check=False,
+    )
+    run = run_dag(dag_id)
+
+    assert validation.returncode == 1
+    assert "jobs/e2e_hostile.json: email_notification.recipients.0: " in validation.stdout
+    assert "jobs/e2e_hostile.json: email_notification.from_email: '{{' is not allowed" in validation.stdout
+    assert run.state == "failed"
+    [(recipients, message)] = inbox.messages
+    assert recipients == ["ops@example.com", "dev@example.com"]
+    assert secret not in message.as_string()
+    assert "novar" not in message.as_string()

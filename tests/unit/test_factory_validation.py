@@ -123,7 +123,7 @@ def test_kafka_connection_default_means_kafka_default(jobs: Path) -> None:
         ),
         (
             {"email_notification": {"enabled": True, "recipients": ["ops.example.com"]}},
-            "job.json: email_notification.recipients: not an e-mail address: 'ops.example.com'",
+            "job.json: email_notification.recipients.0: 'ops.example.com' is not an e-mail address",
         ),
     ],
 )
@@ -151,7 +151,7 @@ def test_invalid_yaml_gives_line_and_column(jobs: Path) -> None:
 
 def test_duplicate_json_keys_are_errors(jobs: Path) -> None:
     (found,) = problems_of(jobs, '{"name": "a", "name": "b"}')
-    assert found == "jobs/job.json: name: appears twice in the same object"
+    assert found == "jobs/job.json: name: appears twice in the same object; keep one"
 
 
 def test_a_top_level_list_is_an_error(jobs: Path) -> None:
@@ -188,10 +188,10 @@ def test_parameter_names_match_defines_case_insensitively(jobs: Path) -> None:
 def test_parameters_become_jinja_that_a_trigger_value_overrides(jobs: Path) -> None:
     config = validator(jobs, "Europe/Rome").validate(write(jobs, "job.json", demo()))
     assert config.parameters["DATA"] == (
-        "{{ params['DATA'] if params['DATA'] != '{date-1}' else "
+        "{{ pstt_param('DATA') if pstt_param('DATA') != '{date-1}' else "
         "(pstt_run_time('Europe/Rome').add(days=-1).strftime('%Y-%m-%d')) }}"
     )
-    assert config.parameters["STATO"] == "{{ params['STATO'] if params['STATO'] is not none else '' }}"
+    assert config.parameters["STATO"] == "{{ pstt_param('STATO') if pstt_param('STATO') is not none else '' }}"
 
 
 def test_disabled_jobs_and_disabled_kafka_are_never_scheduled(jobs: Path) -> None:
@@ -234,7 +234,10 @@ def test_folder_defaults_fill_in_and_specs_override(jobs: Path) -> None:
 def test_a_bad_defaults_file_is_reported_against_itself(jobs: Path) -> None:
     write(jobs, "_defaults.json", {"timezon": "Europe/Rome"})
     found = problems_of(jobs, demo())
-    assert found == ["jobs/_defaults.json: timezon: unknown field; did you mean 'timezone'?"]
+    assert found == [
+        "jobs/_defaults.json: timezon: unknown field; did you mean 'timezone'?",
+        "jobs/job.json: -: not built: the folder defaults jobs/_defaults.json are invalid",
+    ]
 
 
 def test_connection_type_comes_from_the_spec_or_an_airflow_conn_variable(
