@@ -8,8 +8,31 @@ Each subcommand lives in the module that owns its subject; this file only parses
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+
+# What a shell reports for a program killed by SIGPIPE (128 + 13): `pstt health | head` must not read as "warning".
+EXIT_BROKEN_PIPE = 141
+
+
+def _logical_date(value: str) -> str:
+    """
+    Checks ``--logical-date`` as ``pstt render`` will read it, so a typo is a usage error and not a traceback;
+    the text itself is kept, because a value without an offset means the job's timezone, known only later.
+    """
+    import pendulum
+
+    try:
+        parsed = pendulum.parse(value, tz="UTC")
+    except (ValueError, OverflowError):
+        parsed = None
+    if not isinstance(parsed, pendulum.DateTime):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date and time; expected ISO 8601 such as 2026-01-21T02:00:00, "
+            "2026-01-21T02:00:00+01:00 or 2026-01-21"
+        )
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--logical-date",
         metavar="WHEN",
+        type=_logical_date,
         help="render the parameters for a run at WHEN (ISO 8601; no offset = the job's timezone; default: now)",
     )
 
@@ -47,7 +71,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        try:
+            return _run(_parser().parse_args(argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below (also after --help)
+    except BrokenPipeError:
+        # The reader went away (`pstt render --json | head -1`): stop quietly. Python would flush stdout again at
+        # exit and print "Exception ignored ... BrokenPipeError", so what is left goes to /dev/null instead.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (an embedding or a test's capture): nothing will flush it at exit
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("validate", "render", "schema"):
         from pstt_provider.factory import commands
 

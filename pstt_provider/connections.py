@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 MASK = "***"
 DEFAULT_KAFKA_CONN_ID = "kafka_default"
@@ -34,6 +35,11 @@ KAFKA_PYTHON_SASL_DEFAULT = "PLAIN"
 _CONN_ID = re.compile(r"^[\w.-]{1,200}$")
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_WORDS = ("password", "secret")
+_ENV_NAME = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*=")
+MAX_PORT = 65535
+# librdkafka's ceiling for 32-bit properties (CONFIGURATION.md ranges), and for queue.buffering.max.kbytes in bytes.
+INT32_MAX = 2147483647
+MAX_BUFFER_BYTES = INT32_MAX * 1024
 
 
 class ConnectionImportError(Exception):
@@ -49,6 +55,31 @@ def _integer(value: str) -> int:
         return int(value.strip())
     except ValueError:
         raise ValueError(f"expected a whole number, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """
+    A whole number in librdkafka's documented range for the property: a value outside it would fail every task
+    at producer creation, or (for a byte count turned into KiB) be silently bent into range.
+    """
+
+    low: int
+    high: int
+    unit: str = ""
+
+    def __call__(self, value: str) -> int:
+        number = _integer(value)
+        if not self.low <= number <= self.high:
+            raise ValueError(f"expected a whole number{self.unit} from {self.low} to {self.high}, got {value!r}")
+        return number
+
+
+def _port(value: str) -> int:
+    try:
+        return WholeNumber(1, MAX_PORT)(value)
+    except ValueError:
+        raise ValueError(f"expected a port number from 1 to {MAX_PORT}, got {value!r}") from None
 
 
 def _boolean(value: str) -> bool:
@@ -74,7 +105,25 @@ def _servers(value: str) -> str:
     servers = [server.strip() for server in value.split(",") if server.strip()]
     if not servers:
         raise ValueError("expected host:port[,host:port...], got nothing")
+    for server in servers:
+        port = _server_port(server)
+        if port is not None:
+            try:
+                _port(port)
+            except ValueError:
+                raise ValueError(f"{server!r}: expected a port number from 1 to {MAX_PORT}, got {port!r}") from None
     return ",".join(servers)
+
+
+def _server_port(server: str) -> str | None:
+    """The port part of ``[proto://]host[:port]`` or ``[ipv6]:port``; None when there is none (or it is ambiguous)."""
+    address = server.split("://", 1)[-1]
+    if address.startswith("["):
+        _, _, rest = address.partition("]")
+        return rest[1:] if rest.startswith(":") else None
+    if address.count(":") != 1:
+        return None  # no port (librdkafka's default 9092), or a bare IPv6 address librdkafka parses itself
+    return address.rpartition(":")[2]
 
 
 def _acks(value: str) -> str | int:
@@ -90,8 +139,12 @@ def _hostname_check(value: str) -> str:
     return "https" if _boolean(value) else "none"
 
 
+BUFFER_BYTES = WholeNumber(1, MAX_BUFFER_BYTES, " of bytes")
+
+
 def _kilobytes(value: str) -> int:
-    return max(1, math.ceil(_integer(value) / 1024))
+    """Bytes (kafka-python's buffer_memory) to KiB, rounded up: librdkafka's queue.buffering.max.kbytes."""
+    return math.ceil(BUFFER_BYTES(value) / 1024)
 
 
 @dataclass(frozen=True)
@@ -127,15 +180,15 @@ KAFKA_SETTINGS: tuple[KafkaSetting, ...] = (
     KafkaSetting("ssl_check_hostname", "ssl.endpoint.identification.algorithm", _hostname_check, "ssl"),
     KafkaSetting("client_id", "client.id", _text),
     KafkaSetting("compression_type", "compression.type", _one_of(COMPRESSION_TYPES, upper=False)),
-    KafkaSetting("linger_ms", "linger.ms", _integer),
-    KafkaSetting("batch_size", "batch.size", _integer),
+    KafkaSetting("linger_ms", "linger.ms", WholeNumber(0, 900_000)),
+    KafkaSetting("batch_size", "batch.size", WholeNumber(1, INT32_MAX)),
     KafkaSetting("acks", "acks", _acks),
     KafkaSetting("enable_idempotence", "enable.idempotence", _boolean),
-    KafkaSetting("retries", "retries", _integer),
-    KafkaSetting("retry_backoff_ms", "retry.backoff.ms", _integer),
-    KafkaSetting("request_timeout_ms", "request.timeout.ms", _integer),
-    KafkaSetting("max_request_size", "message.max.bytes", _integer),
-    KafkaSetting("max_in_flight_requests", "max.in.flight.requests.per.connection", _integer),
+    KafkaSetting("retries", "retries", WholeNumber(0, INT32_MAX)),
+    KafkaSetting("retry_backoff_ms", "retry.backoff.ms", WholeNumber(1, 300_000)),
+    KafkaSetting("request_timeout_ms", "request.timeout.ms", WholeNumber(1, 900_000)),
+    KafkaSetting("max_request_size", "message.max.bytes", WholeNumber(1000, 1_000_000_000)),
+    KafkaSetting("max_in_flight_requests", "max.in.flight.requests.per.connection", WholeNumber(1, 1_000_000)),
     KafkaSetting("buffer_memory", "queue.buffering.max.kbytes", _kilobytes),
 )
 _SETTINGS_BY_NAME = {setting.name: setting for setting in KAFKA_SETTINGS}
@@ -223,24 +276,97 @@ class Variables:
         return {name for value in self._file.values() for name in _REFERENCE.findall(value)}
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a BOM allowed), or an error naming the file and the first byte that is not."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConnectionImportError(f"{path}: cannot read it: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConnectionImportError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x}; Windows editors often save Latin-1 "
+            "as 'ANSI'): save the file as UTF-8 and run the command again"
+        ) from None
+
+
 def read_env_file(path: Path) -> dict[str, str | None]:
+    """
+    The .env's variables as python-dotenv reads them, but a line it cannot parse is an error naming the file and
+    line: python-dotenv would only log "could not parse statement starting at line N" and drop the setting.
+    """
     if not path.is_file():
         raise ConnectionImportError(f"{path}: no such .env file")
-    return dict(dotenv_values(path, interpolate=False))
+    values: dict[str, str | None] = {}
+    for binding in parse_stream(io.StringIO(_read_text(path))):
+        if binding.error:
+            named = _ENV_NAME.match(binding.original.string)
+            what = f"the value of {named[1]}" if named else "this line"
+            raise ConnectionImportError(
+                f"{path}:{binding.original.line}: cannot parse {what}; expected NAME=value, where a quoted value "
+                "needs its closing quote and nothing after it but a # comment"
+            )
+        if binding.key is not None:
+            values[binding.key] = binding.value
+    return values
 
 
 def read_connections_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConnectionImportError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read_text(path)
+    repeated: dict[int, tuple[str, int]] = {}
+
+    def remember_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        document = dict(pairs)
+        if len(document) < len(pairs):
+            keys = [key for key, _ in pairs]
+            first = next(key for key in keys if keys.count(key) > 1)
+            repeated[id(document)] = (first, keys.count(first))
+        return document
+
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=remember_repeats)
     except json.JSONDecodeError as error:
         hint = " (JSON allows no comments: delete the '//' lines)" if "//" in text else ""
         raise ConnectionImportError(f"{path}:{error.lineno}:{error.colno}: {error.msg}{hint}") from None
+    except RecursionError:
+        raise ConnectionImportError(
+            f"{path}: the JSON is nested too deeply (a connections file is three levels deep)"
+        ) from None
+    except ValueError as error:  # e.g. a number of more than 4300 digits
+        raise ConnectionImportError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ConnectionImportError(f"{path}: expected a JSON object with 'connections' and/or 'kafka_connections'")
+    if repeated:
+        _refuse_repeated_keys(document, repeated, path)
     return document
+
+
+def _refuse_repeated_keys(document: dict[str, Any], repeated: Mapping[int, tuple[str, int]], path: Path) -> None:
+    """
+    A key given twice in one object: JSON readers keep the last one without a word, so which server or password
+    PSTT Tool used is anybody's guess. The walk is iterative: the document may be as deep as json allows.
+    """
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            if id(value) in repeated:
+                key, count = repeated[id(value)]
+                times = "twice" if count == 2 else f"{count} times"
+                raise ConnectionImportError(
+                    f"{path}: {where + '.' if where else ''}{key} appears {times}; keep one "
+                    "(a JSON reader would silently use the last)"
+                )
+            children = [(f"{where}.{key}" if where else key, child) for key, child in value.items()]
+        elif isinstance(value, list):
+            children = [(f"{where}[{index}]", child) for index, child in enumerate(value)]
+        else:
+            continue
+        pending.extend(reversed(children))
 
 
 def _unknown(keys: set[str], known: set[str], origin: str) -> None:
@@ -339,7 +465,7 @@ def check_librdkafka(conn_id: str, config: Mapping[str, Any]) -> list[str]:
         Producer(checked).flush(0)
     except KafkaException as error:
         raise ConnectionImportError(
-            f"kafka connection {conn_id!r}: librdkafka rejects it: {error.args[0].str()} "
+            f"kafka connection {conn_id!r}: librdkafka rejects it: {error.args[0].str().strip()} "
             "(fix it in the connections.json entry or in the .env's KAFKA_* variables, passed with --env-file)"
         ) from None
     return notes
@@ -410,9 +536,9 @@ def _db_connection(entry: Mapping[str, Any], variables: Variables, where: str) -
             connection[target] = text(source)
     if entry.get("port") is not None:
         try:
-            connection["port"] = int(str(text("port")))
-        except ValueError:
-            raise ConnectionImportError(f"{where}.port: expected a number, got {entry['port']!r}") from None
+            connection["port"] = _port(str(text("port")))
+        except ValueError as error:
+            raise ConnectionImportError(f"{where}.port: {error}") from None
     if kind == "postgres":
         if entry.get("database"):
             connection["schema"] = text("database")
@@ -448,9 +574,9 @@ def plan_smtp(env: Mapping[str, str | None], variables: Variables, env_path: str
 
     connection: dict[str, Any] = {"conn_type": "smtp", "host": value("SMTP_HOST")}
     try:
-        port = int(value("SMTP_PORT") or 25)
-    except ValueError:
-        raise ConnectionImportError(f"{env_path}: SMTP_PORT: expected a number, got {env['SMTP_PORT']!r}") from None
+        port = _port(value("SMTP_PORT") or "25")
+    except ValueError as error:
+        raise ConnectionImportError(f"{env_path}: SMTP_PORT: {error}") from None
     connection["port"] = port
     if value("SMTP_USERNAME"):
         connection["login"] = value("SMTP_USERNAME")

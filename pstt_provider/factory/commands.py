@@ -49,7 +49,10 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def render(args: argparse.Namespace) -> int:
-    """The DAG the spec becomes (text or ``--json``), or its problems and exit 1."""
+    """
+    The DAG the spec becomes (text or ``--json``), or its problems and exit 1; with ``--json`` the problems are a
+    JSON document too, so a script reading stdout gets JSON either way.
+    """
     cwd = Path.cwd()
     spec_path = Path(args.spec)
     validator = validator_for(cwd, display_base=cwd)
@@ -57,8 +60,11 @@ def render(args: argparse.Namespace) -> int:
     try:
         config = validator.validate(spec_path)
     except SpecError as err:
-        for problem in err.problems:
-            print(problem)
+        if args.json:
+            print(json.dumps(problems_document(err.problems), indent=2, ensure_ascii=False))
+        else:
+            for problem in err.problems:
+                print(problem)
         return 1
     from pstt_provider.factory.description import describe
 
@@ -68,6 +74,14 @@ def render(args: argparse.Namespace) -> int:
     else:
         _print_text(description)
     return 0
+
+
+def problems_document(problems: list[Problem]) -> dict[str, Any]:
+    """``{"valid": false, "problems": [{"file", "field", "reason"}]}``: what ``render --json`` prints for a bad spec."""
+    return {
+        "valid": False,
+        "problems": [{"file": p.file, "field": p.field, "reason": p.reason} for p in problems],
+    }
 
 
 def schema(args: argparse.Namespace) -> int:

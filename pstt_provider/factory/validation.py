@@ -254,9 +254,14 @@ class Validator:
         if isinstance(parsed, QueryFileError):
             problem("query", str(parsed))
             return None, None
-        if parsed.undeclared:
-            names = ", ".join(f"&{name}" for name in parsed.undeclared)
-            problem("query", f"{name}: the SQL uses {names} but no define line declares it")
+        references = parsed.undeclared_references
+        if references:
+            names = ", ".join(map(str, references))
+            problem(
+                "query",
+                f"{name}: the SQL uses {names} but no define line declares {'it' if len(references) == 1 else 'them'}; "
+                f"add one such as: define {references[0].name}='' --Opzionale: description",
+            )
             return None, None
         return path, parsed
 

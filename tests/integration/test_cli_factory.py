@@ -125,12 +125,6 @@ def test_render_evaluates_dates_in_the_jobs_timezone(pstt: Callable[..., Outcome
     assert rendered["rendered_parameters"] == {"DATA": "2026-01-20"}
 
 
-def test_render_of_a_broken_spec_prints_its_problems_and_exits_1(pstt: Callable[..., Outcome]) -> None:
-    result = pstt("render", "tests/fixtures/specs/broken/unknown_template.json", "--json")
-    assert result.returncode == 1
-    assert result.stdout.startswith("tests/fixtures/specs/broken/unknown_template.json: parameters.DATA: unknown")
-
-
 def test_schema_is_the_json_schema_of_a_spec(pstt: Callable[..., Outcome]) -> None:
     result = pstt("schema")
     assert result.returncode == 0

@@ -175,3 +175,39 @@ def test_airflow_connections_import_loads_the_printed_file(seed_environ, airflow
     for conn_id in ("development", "collaudo", "produzione", "kafka_default", "smtp_default"):
         assert f"Imported connection {conn_id}" in imported.stdout
     assert stored_extra("collaudo")["sasl.mechanism"] == "PLAIN"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"connections": [{"name": "caffè", "dsn": "x"}]}'.encode("latin-1"), "connections.json:1: not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "connections.json: the JSON is nested too deeply"),
+        (
+            b'{"kafka_connections": {"default": {"bootstrap_servers": "a:9092", "bootstrap_servers": "b:9092"}}}',
+            "connections.json: kafka_connections.default.bootstrap_servers appears twice",
+        ),
+    ],
+)
+def test_an_unreadable_connections_file_is_one_line_naming_it_and_exit_1(tmp_path, content, message):
+    (tmp_path / "connections.json").write_bytes(content)
+    result = pstt("import-connections", str(tmp_path / "connections.json"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ('KAFKA_LINGER_MS=5\nKAFKA_CLIENT_ID="pstt\n', ".env:2: cannot parse the value of KAFKA_CLIENT_ID"),
+        ("KAFKA_BATCH_SIZE=-5\n", ".env: KAFKA_BATCH_SIZE: expected a whole number from 1 to 2147483647, got '-5'"),
+    ],
+)
+def test_a_bad_env_file_is_one_line_naming_file_and_line_or_variable(tmp_path, env, message):
+    (tmp_path / "connections.json").write_text("{}")
+    (tmp_path / ".env").write_text(env)
+    result = pstt("import-connections", str(tmp_path / "connections.json"), "--env-file", str(tmp_path / ".env"))
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"pstt import-connections: {tmp_path}/{message}")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from pstt_provider.connections import (
+    BUFFER_BYTES,
     KAFKA_SETTINGS,
     MASK,
     NOT_LIBRDKAFKA,
     ConnectionImportError,
+    WholeNumber,
     build_plan,
     masked,
 )
@@ -338,5 +341,134 @@ def test_the_runbooks_alert_thresholds_are_reported_as_pstt_health_settings(tmp_
 
 
 def test_a_smtp_port_that_is_not_a_number_is_an_error(tmp_path):
-    with pytest.raises(ConnectionImportError, match=r"SMTP_PORT: expected a number, got 'submission'"):
+    with pytest.raises(
+        ConnectionImportError, match=r"SMTP_PORT: expected a port number from 1 to 65535, got 'submission'"
+    ):
         plan_for(tmp_path, {}, "SMTP_HOST=smtp.example.com\nSMTP_PORT=submission\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            '{"kafka_connections": {"default": {"bootstrap_servers": "a:1", "bootstrap_servers": "b:2"}}}',
+            "kafka_connections.default.bootstrap_servers appears twice",
+        ),
+        (
+            '{"connections": [{"name": "a", "dsn": "x"}, {"name": "b", "dsn": "x", "password": "1", "password": "2"}]}',
+            r"connections\[1\].password appears twice",
+        ),
+        (
+            '{"kafka_connections": {"k": {"bootstrap_servers": "a:1"}}, "kafka_connections": {}}',
+            "kafka_connections appears twice",
+        ),
+        (
+            '{"connections": [{"name": "a", "dsn": "x", "dsn": "y", "dsn": "z"}]}',
+            r"connections\[0\].dsn appears 3 times",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_its_path(tmp_path, text, where):
+    with pytest.raises(ConnectionImportError, match=rf"connections\.json: {where}; keep one"):
+        build_plan(write(tmp_path, "connections.json", text), None, {})
+
+
+def test_a_latin1_connections_file_is_refused_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "connections.json"
+    path.write_bytes('{"connections": [\n{"name": "caffè", "dsn": "x"}]}'.encode("latin-1"))
+    with pytest.raises(ConnectionImportError, match=r"connections\.json:2: not UTF-8 text \(byte 0xe8.*save the file"):
+        build_plan(path, None, {})
+
+
+def test_deeply_nested_json_is_refused_without_a_recursion_error(tmp_path):
+    path = write(tmp_path, "connections.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConnectionImportError, match=r"connections\.json: the JSON is nested too deeply"):
+        build_plan(path, None, {})
+
+
+def test_a_latin1_env_file_is_refused_naming_the_file(tmp_path):
+    (tmp_path / ".env").write_bytes("KAFKA_CLIENT_ID=società\n".encode("latin-1"))
+    with pytest.raises(ConnectionImportError, match=r"\.env:1: not UTF-8 text"):
+        build_plan(write(tmp_path, "connections.json", {}), tmp_path / ".env", {})
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [('KAFKA_SASL_PASSWORD="s3cret', "the value of KAFKA_SASL_PASSWORD"), ('just s3cret words "', "this line")],
+)
+def test_an_env_line_dotenv_cannot_parse_is_an_error_naming_file_and_line(tmp_path, line, what):
+    with pytest.raises(ConnectionImportError, match=rf"\.env:3: cannot parse {what}; expected NAME=value") as info:
+        plan_for(tmp_path, {}, f"# comment\nKAFKA_LINGER_MS=5\n{line}\nKAFKA_ACKS=all\n")
+    assert "s3cret" not in str(info.value)  # the line may hold a password: only its number is shown
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("KAFKA_LINGER_MS", "-1", "from 0 to 900000"),
+        ("KAFKA_LINGER_MS", "900001", "from 0 to 900000"),
+        ("KAFKA_BATCH_SIZE", "-5", "from 1 to 2147483647"),
+        ("KAFKA_BATCH_SIZE", "0", "from 1 to 2147483647"),
+        ("KAFKA_RETRIES", "-3", "from 0 to 2147483647"),
+        ("KAFKA_RETRY_BACKOFF_MS", "0", "from 1 to 300000"),
+        ("KAFKA_REQUEST_TIMEOUT_MS", "0", "from 1 to 900000"),
+        ("KAFKA_REQUEST_TIMEOUT_MS", "99999999999999999999", "from 1 to 900000"),
+        ("KAFKA_MAX_REQUEST_SIZE", "999", "from 1000 to 1000000000"),
+        ("KAFKA_MAX_IN_FLIGHT_REQUESTS", "0", "from 1 to 1000000"),
+        ("KAFKA_BUFFER_MEMORY", "-100", "of bytes from 1 to 2199023254528"),
+        ("KAFKA_BUFFER_MEMORY", "0", "of bytes from 1 to 2199023254528"),
+    ],
+)
+def test_a_number_outside_librdkafkas_range_names_the_variable_value_and_range(tmp_path, variable, value, allowed):
+    with pytest.raises(
+        ConnectionImportError, match=rf"\.env: {variable}: expected a whole number {allowed}, got '{value}'"
+    ):
+        plan_for(tmp_path, {}, f"{variable}={value}\n")
+
+
+def test_the_range_applies_to_connections_json_entries_too(tmp_path):
+    with pytest.raises(
+        ConnectionImportError, match=r"kafka_connections\.k\.batch_size: expected a whole number from 1"
+    ):
+        plan_for(tmp_path, single_kafka(batch_size=-5))
+
+
+@pytest.mark.parametrize("servers", ["a:9092,b:70000", "b:0", "[::1]:65536", "SASL_SSL://b:-1", "b:ninety"])
+def test_a_bootstrap_server_port_out_of_range_is_refused_naming_the_server(tmp_path, servers):
+    bad = servers.split(",")[-1]
+    with pytest.raises(ConnectionImportError, match=rf"KAFKA_BOOTSTRAP_SERVERS: '{re.escape(bad)}': expected a port"):
+        plan_for(tmp_path, {}, f"KAFKA_BOOTSTRAP_SERVERS={servers}\n")
+
+
+@pytest.mark.parametrize("servers", ["a:9092,b", "[::1]:9092", "PLAINTEXT://b:9093", "fe80::1"])
+def test_bootstrap_servers_without_a_port_or_with_ipv6_are_accepted(tmp_path, servers):
+    extra = plan_for(tmp_path, {}, f"KAFKA_BOOTSTRAP_SERVERS={servers}\n").connections["kafka_default"]["extra"]
+    assert extra["bootstrap.servers"] == servers
+
+
+def test_a_db_or_smtp_port_out_of_range_is_refused(tmp_path):
+    with pytest.raises(ConnectionImportError, match=r"connections\[0\]\.port: expected a port number from 1 to 65535"):
+        plan_for(tmp_path, {"connections": [{"name": "db", "host": "h", "sid": "S", "port": 70000}]})
+    with pytest.raises(ConnectionImportError, match=r"SMTP_PORT: expected a port number from 1 to 65535, got '0'"):
+        plan_for(tmp_path, {}, "SMTP_HOST=smtp.example.com\nSMTP_PORT=0\n")
+
+
+def test_librdkafkas_reason_is_one_line(tmp_path):
+    env = "KAFKA_ENABLE_IDEMPOTENCE=true\nKAFKA_ACKS=all\nKAFKA_MAX_IN_FLIGHT_REQUESTS=10\n"
+    with pytest.raises(ConnectionImportError) as info:
+        plan_for(tmp_path, single_kafka(), env)
+    assert "\n" not in str(info.value)
+
+
+def test_the_documented_number_ranges_are_the_ones_enforced():
+    page = Path(__file__).resolve().parents[2] / "docs" / "coming-from-pstt-tool.md"
+    documented = {
+        name: (int(low), int(high))
+        for name, low, high in re.findall(r"^\| `(KAFKA_\w+)` \| (\d+) to (\d+)\b", page.read_text(), re.M)
+    }
+    enforced = {
+        setting.env: (setting.convert.low, setting.convert.high)
+        for setting in KAFKA_SETTINGS
+        if isinstance(setting.convert, WholeNumber)
+    }
+    assert documented == {**enforced, "KAFKA_BUFFER_MEMORY": (BUFFER_BYTES.low, BUFFER_BYTES.high)}

@@ -175,7 +175,10 @@ def test_a_manual_job_may_leave_a_required_define_to_the_trigger_form(jobs: Path
 def test_references_without_define_are_errors(jobs: Path) -> None:
     (jobs.parent / "queries" / "Q--Undeclared.sql").write_text("SELECT * FROM T WHERE D = :GIORNO;\n")
     found = problems_of(jobs, demo(query="Q--Undeclared.sql", parameters={}))
-    assert found == ["jobs/job.json: query: Q--Undeclared.sql: the SQL uses &GIORNO but no define line declares it"]
+    assert found == [
+        "jobs/job.json: query: Q--Undeclared.sql: the SQL uses :GIORNO (line 1) but no define line declares it; "
+        "add one such as: define GIORNO='' --Opzionale: description"
+    ]
 
 
 def test_parameter_names_match_defines_case_insensitively(jobs: Path) -> None:

@@ -85,3 +85,108 @@ def test_missing_value_is_an_error_naming_the_parameter():
 
     with pytest.raises(QueryFileError, match="A"):
         statement.bind({})
+
+
+def test_set_define_off_makes_every_later_ampersand_text_and_keeps_colon_binds():
+    query = parse_query_text("SET DEFINE OFF\nSELECT 'R&D', &NOT_A_REF FROM T WHERE A = :A", "q.sql")
+
+    assert query.references == ("A",)
+    assert query.statement("named").sql == "SELECT 'R&D', &NOT_A_REF FROM T WHERE A = :A"
+
+
+def test_set_define_on_turns_substitution_back_on_for_the_lines_after_it():
+    text = "define X='1' --Opzionale: x\nSET DEF OFF\nSELECT 'R&D' FROM T\nset define on\nWHERE A = '&X'"
+    statement = parse_query_text(text, "q.sql").statement("named")
+
+    assert statement.sql == "SELECT 'R&D' FROM T\nWHERE A = :X"
+    assert statement.names == ("X",)
+
+
+def test_set_define_among_other_set_options_and_set_scan_off_count_too():
+    for command in ("set echo off define off verify off", "SET SCAN OFF"):
+        assert parse_query_text(f"{command}\nSELECT '&X' FROM T", "q.sql").references == ()
+
+
+def test_another_substitution_character_is_refused_naming_file_and_line():
+    with pytest.raises(QueryFileError, match=r"^q\.sql:2: SET DEFINE \^ is not supported: .*SET DEFINE OFF"):
+        parse_query_text("-- c\nSET DEFINE ^\nSELECT '^X' FROM T", "q.sql")
+
+
+@pytest.mark.parametrize(
+    ("literal", "text"),
+    [
+        ("q'[it's]'", "it's"),
+        ("q'{a}b}'", "a}b"),
+        ("q'<don't>'", "don't"),
+        ("q'(x'y)'", "x'y"),
+        ("Q'!a'b!'", "a'b"),
+        ("nq'[l'x]'", "l'x"),
+    ],
+)
+def test_q_quoted_literals_are_literals_whatever_their_delimiter(literal, text):
+    statement = to_bind_sql(f"SELECT {literal}, :A FROM T -- :B", "named")
+
+    assert statement.sql == f"SELECT {literal}, :A FROM T -- :B"
+    assert statement.names == ("A",)
+
+
+def test_colon_names_inside_q_quoted_literals_are_text():
+    assert to_bind_sql("SELECT q'[HH24:MI it's]' FROM T", "named").names == ()
+
+
+def test_ampersand_in_a_q_quoted_literal_is_a_reference_as_in_sql_plus():
+    statement = to_bind_sql("SELECT q'[it's &X.-01]', q'[&X]' FROM T", "named")
+
+    assert statement.sql == "SELECT (q'[it's ]' || :X || q'[-01]'), :X FROM T"
+
+
+def test_set_define_off_keeps_ampersand_in_a_q_quoted_literal_as_text():
+    query = parse_query_text("SET DEFINE OFF\nSELECT q'[it's &here]' FROM T", "q.sql")
+
+    assert query.references == ()
+    assert query.statement("named").sql == "SELECT q'[it's &here]' FROM T"
+
+
+def test_a_q_ending_a_name_does_not_start_a_q_quoted_literal():
+    assert to_bind_sql("SELECT seq'x&A' FROM T", "named").sql == "SELECT seq('x' || :A) FROM T"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "SELECT q'[open FROM T",
+            r"q\.sql: unterminated q-quoted literal starting at line 2, column 8: it ends with \]'",
+        ),
+        ("SELECT q' x' FROM T", r"q\.sql: q-quoted literal at line 2, column 8 needs a delimiter"),
+        ("SELECT $fn$ open FROM T", r"q\.sql: unterminated dollar-quoted string starting at line 2, column 8"),
+    ],
+)
+def test_unterminated_quotes_name_the_file_line_and_the_closing_text(text, message):
+    with pytest.raises(QueryFileError, match=message):
+        parse_query_text(f"define A=1\n{text}", "q.sql")
+
+
+def test_dollar_quoted_strings_are_text_for_every_placeholder_form():
+    statement = to_bind_sql("SELECT $$ :a &b 50% $$, $t$ it's :c $t$, :d FROM T", "pyformat")
+
+    assert statement.sql == "SELECT $$ :a &b 50%% $$, $t$ it's :c $t$, %(d)s FROM T"
+    assert statement.names == ("d",)
+
+
+def test_dollar_signs_in_oracle_names_and_positional_params_are_not_dollar_quotes():
+    statement = to_bind_sql("SELECT V$SESSION.SID, SYS.X$KSPPI$ FROM V$SESSION WHERE A = :A", "named")
+
+    assert statement.names == ("A",)
+
+
+def test_undeclared_references_keep_their_spelling_and_file_line():
+    query = parse_query_text("define A=1 --Opzionale: a\n\nSELECT :x, &A\nFROM T WHERE B = '&&Y.'", "q.sql")
+
+    assert query.undeclared == ("x", "Y")
+    assert [str(reference) for reference in query.undeclared_references] == [":x (line 3)", "&&Y (line 4)"]
+
+
+def test_an_unterminated_literal_reports_its_line_in_the_file_not_in_the_body():
+    with pytest.raises(QueryFileError, match="line 4, column 11"):
+        parse_query_text("-- c\ndefine A=1\nset echo off\nSELECT 1, 'x FROM T", "q.sql")
