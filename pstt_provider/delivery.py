@@ -6,6 +6,11 @@ the network round trip) and no delivery report per acknowledged message (a Pytho
 the per-row time). The producer reports failures only; acknowledgements are counted as produced - failed -
 still queued, and a run ends with one flush that leaves nothing queued or counts what is left as failed.
 A caller decides success from the tracker, never from the absence of an exception.
+
+The run's ``rows`` are the rows that became messages or dead letters (``DeliveryTracker.rows``) plus the skipped
+ones. A row that stops the run before it becomes a message (too large without a dead-letter topic, a NULL key
+under ``fail``) is named by the error, not counted, so after a failure the counts still say exactly what a
+consumer reads back.
 """
 
 from __future__ import annotations
@@ -58,11 +63,18 @@ class DeliveryTracker:
     produced: int = 0
     acked: int = 0
     failed: int = 0
+    diverted: int = 0
+    """Rows handed to the dead-letter topic; each ends up in ``dead_lettered`` or ``dead_letter_failed``."""
     dead_lettered: int = 0
     dead_letter_failed: int = 0
     bytes: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows accounted for: messages produced to the topic (acknowledged or failed) and dead letters."""
+        return self.produced + self.diverted
 
     def note_error(self, text: str) -> None:
         if len(self.errors) < MAX_ERRORS_KEPT:
@@ -237,6 +249,7 @@ class BulkSender:
                 f"({reason}); set dead_letter_topic to divert such rows, or raise max.message.bytes on the "
                 "topic (and message.max.bytes in the producer config)"
             )
+        self.tracker.diverted += 1
         if self._dead_letter_producer is None:
             self._dead_letter_producer = self._dead_letter_factory()
         headers = [
@@ -286,14 +299,28 @@ class BulkSender:
                 tracker.dead_letter_failed += lost
                 tracker.note_error(f"{lost} dead letter(s) still unacknowledged after {flush_timeout_s:.0f} s")
 
+    def account(self) -> str:
+        """The counts as every delivery error states them."""
+        tracker = self.tracker
+        dead_letters = f", nor {tracker.dead_letter_failed} dead letter(s)" if tracker.dead_letter_failed else ""
+        return (
+            f"{tracker.failed} of {tracker.produced} message(s) to {self.topic!r} were not acknowledged "
+            f"({tracker.acked} acknowledged){dead_letters}"
+        )
+
     def raise_for_failures(self) -> None:
         tracker = self.tracker
         if tracker.failed or tracker.dead_letter_failed:
-            dead_letters = f", nor {tracker.dead_letter_failed} dead letter(s)" if tracker.dead_letter_failed else ""
-            raise DeliveryError(
-                f"{tracker.failed} of {tracker.produced} message(s) to {self.topic!r} were not acknowledged "
-                f"({tracker.acked} acknowledged){dead_letters}; first errors: {'; '.join(tracker.errors)}"
-            )
+            raise DeliveryError(f"{self.account()}; first errors: {'; '.join(tracker.errors)}")
+
+    def restated(self, error: DeliveryError) -> DeliveryError:
+        """
+        ``error`` with the counts as they stand now. An error raised mid-run counts what was acknowledged at that
+        moment; after the final flush delivered the rest, only the restated counts agree with the run's result.
+        """
+        if isinstance(error, MessageTooLargeError):
+            return MessageTooLargeError(f"{error}; {self.account()}")
+        return DeliveryError(f"{self.account()}; first errors: {'; '.join(self.tracker.errors)}")
 
 
 def result_counts(tracker: DeliveryTracker) -> dict[str, Any]:

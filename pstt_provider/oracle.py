@@ -16,6 +16,9 @@ import oracledb
 MAX_EXACT_INT_PRECISION = 18
 """NUMBER(p, 0) up to this precision fits a 64-bit integer: oracledb's own int conversion is exact and faster."""
 
+FLOAT_TYPES = frozenset({oracledb.DB_TYPE_BINARY_FLOAT, oracledb.DB_TYPE_BINARY_DOUBLE})
+"""The column types oracledb hands over as Python floats: the only Oracle values that can be NaN or infinite."""
+
 _LOB_AS_INLINE = {
     oracledb.DB_TYPE_CLOB: oracledb.DB_TYPE_LONG,
     oracledb.DB_TYPE_NCLOB: oracledb.DB_TYPE_LONG_NVARCHAR,

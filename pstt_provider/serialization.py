@@ -6,6 +6,10 @@ carries one) and UUID natively; ``_encode_other`` covers what it cannot: ``Decim
 number (``orjson.Fragment`` of its digits, so NUMBER(38,10) never passes through a float), binary as
 base64, intervals as ISO 8601 durations. The metadata half of the envelope is serialized once per run and
 spliced in, so a row costs one ``orjson.dumps`` of its own columns.
+
+JSON has no NaN or Infinity and orjson writes such a float as ``null``, which a consumer cannot tell from SQL NULL.
+They go out as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, as non-finite numerics do, also inside
+arrays. Finding them costs C-level passes per batch, never a Python check per value (``non_finite_finder``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import base64
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -47,8 +52,46 @@ def iso_duration(value: dt.timedelta) -> str:
     return f"{sign}P{value.days}DT{text}S"
 
 
+_FLOAT_HOLDERS = frozenset({float, list, tuple, dict})
+"""Types a non-finite float can hide in: itself, arrays (PostgreSQL float8[]) and JSON objects."""
+
+
+def is_non_finite(value: Any) -> bool:
+    """True for a NaN or infinite float, or an array or object holding one (what orjson would write as null)."""
+    kind = type(value)
+    if kind is float:
+        return value - value != 0
+    if kind is list or kind is tuple:
+        try:
+            total = sum(filter(None, value), 0.0)
+        except (TypeError, OverflowError):  # not a flat array of numbers
+            return any(map(is_non_finite, value))
+        return total - total != 0
+    if kind is dict:
+        return any(map(is_non_finite, value.values()))
+    return False
+
+
+def finite_or_text(value: Any) -> Any:
+    """``value`` with every NaN or infinite float, also inside arrays and objects, as the text numeric uses."""
+    kind = type(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value - value != 0:
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if kind is list or kind is tuple:
+        return [*map(finite_or_text, value)]
+    if kind is dict:
+        return {key: finite_or_text(item) for key, item in value.items()}
+    return value
+
+
 def dumps(obj: Any) -> bytes:
     """JSON bytes of a row or any value, with the project's type rules."""
+    if is_non_finite(obj):
+        obj = finite_or_text(obj)
     try:
         return orjson.dumps(obj, default=_encode_other)
     except orjson.JSONEncodeError as err:
@@ -139,21 +182,62 @@ def compile_row_encoder(
     return eval(f"lambda r: join((PREFIX, dumps({data}, default=default), SUFFIX))", namespace)
 
 
+NonFiniteFinder = Callable[[Sequence[Sequence[Any]]], list[int]]
+
+
+def non_finite_finder(positions: Collection[int]) -> NonFiniteFinder | None:
+    """
+    A function from a batch to the indices of its rows holding a NaN or infinite float (also inside an array or
+    object) at one of ``positions``; None when there are no positions.
+
+    Each column is summed in C: the sum of finite numbers is finite, so a float column without NaN or Infinity
+    (nearly every batch) costs one ``sum``. A column ``sum`` refuses (text, dates, arrays) costs one C-level pass
+    over its value types, and only one that holds floats, arrays or objects gets a look at each value.
+    """
+    getters = [itemgetter(position) for position in sorted(positions)]
+    if not getters:
+        return None
+
+    def find(rows: Sequence[Sequence[Any]]) -> list[int]:
+        found: set[int] = set()
+        for get in getters:
+            try:
+                total = sum(filter(None, map(get, rows)), 0.0)
+                if total - total == 0:
+                    continue
+            except (TypeError, OverflowError):
+                if _FLOAT_HOLDERS.isdisjoint(set(map(type, map(get, rows)))):
+                    continue
+            found.update(index for index, value in enumerate(map(get, rows)) if is_non_finite(value))
+        return sorted(found)
+
+    return find
+
+
 class RowEncoder:
     """
     Turns the rows of one cursor into message values.
 
     With metadata the value is ``{"data": {...}, "metadata": {...}}``; without, the row object alone.
+    ``float_columns`` are the positions the driver declares floating point; None (the default) means the
+    driver declares no types (SQLite), so every column is looked at.
     """
 
     def __init__(
-        self, columns: Sequence[str], metadata: Mapping[str, Any] | None, number_text: Collection[int] = ()
+        self,
+        columns: Sequence[str],
+        metadata: Mapping[str, Any] | None,
+        number_text: Collection[int] = (),
+        float_columns: Collection[int] | None = None,
     ) -> None:
         self.columns = tuple(columns)
         envelope = dumps(dict(metadata)) if metadata is not None else None
         self._encode = compile_row_encoder(self.columns, envelope, number_text)
+        self._non_finite_rows = non_finite_finder(range(len(self.columns)) if float_columns is None else float_columns)
 
     def encode(self, row: Sequence[Any]) -> bytes:
+        if self._non_finite_rows is not None and self._non_finite_rows((row,)):
+            row = [*map(finite_or_text, row)]
         try:
             return self._encode(row)
         except orjson.JSONEncodeError as err:
@@ -162,7 +246,11 @@ class RowEncoder:
     def encode_batch(self, rows: Sequence[Sequence[Any]], first_row_number: int = 1) -> list[bytes]:
         """All rows of a fetch at once; an unencodable value is reported with its row number and column."""
         try:
-            return [self._encode(row) for row in rows]
+            values = [self._encode(row) for row in rows]
+            if self._non_finite_rows is not None:
+                for index in self._non_finite_rows(rows):
+                    values[index] = self._encode([*map(finite_or_text, rows[index])])
+            return values
         except orjson.JSONEncodeError as err:
             for number, row in enumerate(rows, first_row_number):
                 try:

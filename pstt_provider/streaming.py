@@ -5,10 +5,14 @@ Memory stays flat in the number of rows: PostgreSQL gets a named (server-side) c
 the result and ships ``batch_size`` rows per fetch; oracledb gets ``arraysize``/``prefetchrows`` and the
 output type handler; any other driver is read with ``fetchmany(batch_size)``. psycopg 3 fetches are read
 ahead on a thread (``ReadAhead``), so the database works on the next batch while the caller sends this one.
+
+The query runs read-only where the driver is known (``READ_ONLY_STATEMENTS``): a query file that writes (DDL, DML,
+a data-modifying CTE, a function that writes) is refused by the database before anything changes.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import sys
 import threading
@@ -23,7 +27,23 @@ from pstt_provider.query_file import Paramstyle
 _PARAMSTYLE_OVERRIDES: dict[str, Paramstyle] = {"sqlite3": "named"}
 _SERVER_SIDE_CURSOR_DRIVERS = frozenset({"psycopg", "psycopg2"})
 PG_NUMERIC_OID = 1700
+PG_FLOAT_OIDS = frozenset({700, 701, 1021, 1022})
+"""float4, float8 and their arrays: the PostgreSQL types psycopg hands over as Python floats (lists of them)."""
 READ_AHEAD_POLL_S = 0.1
+READ_ONLY_STATEMENTS: dict[str, str] = {
+    "sqlite3": "PRAGMA query_only = ON",
+    "psycopg": "SET TRANSACTION READ ONLY",
+    "psycopg2": "SET TRANSACTION READ ONLY",
+    "oracledb": "SET TRANSACTION READ ONLY",
+}
+"""
+Run first on the connection, so the database itself refuses any write of the query: SQLite for the connection,
+PostgreSQL for the transaction the server-side cursor lives in (an autocommit connection cannot hold that cursor, so
+the query always runs inside it), Oracle for the transaction it starts. Oracle DDL is the exception: it commits
+implicitly and is not stopped by a read-only transaction, so only the account's privileges keep it out.
+"""
+
+log = logging.getLogger(__name__)
 
 
 class SourceQueryError(RuntimeError):
@@ -110,6 +130,8 @@ class ResultStream:
     source: str
     number_text: frozenset[int] = frozenset()
     """Positions of exact numbers the driver hands over as their text (see ``read_numbers_as_text``)."""
+    float_columns: frozenset[int] | None = None
+    """Positions the driver declares as floating point (or arrays of it); None: the driver declares no types."""
     cancel: Callable[[], None] | None = None
     """How to interrupt a fetch from another thread; set for drivers whose fetches are read ahead."""
     _read_ahead: ReadAhead | None = None
@@ -147,6 +169,38 @@ def read_numbers_as_text(connection: Any) -> None:
     connection.adapters.register_loader("numeric", TextLoader)
 
 
+def make_read_only(connection: Any, driver: str, source: str) -> None:
+    """Makes the database refuse writes before the query runs (``READ_ONLY_STATEMENTS``); raises if it cannot."""
+    statement = READ_ONLY_STATEMENTS.get(driver)
+    if statement is None:
+        log.warning(
+            "%s: no read-only mode known for the %s driver; the connection's privileges must stop writes",
+            source,
+            driver,
+        )
+        return
+    cursor = connection.cursor()
+    try:
+        cursor.execute(statement)
+    except Exception as err:
+        raise SourceQueryError(f"{source}: cannot make the session read-only ({statement}): {db_message(err)}") from err
+    finally:
+        cursor.close()
+
+
+def float_positions(driver: str, description: Sequence[Sequence[Any]]) -> frozenset[int] | None:
+    """Columns declared floating point, for drivers whose description carries types; None for the others."""
+    if driver in _SERVER_SIDE_CURSOR_DRIVERS:
+        kinds: frozenset[Any] = PG_FLOAT_OIDS
+    elif driver == "oracledb":
+        from pstt_provider.oracle import FLOAT_TYPES
+
+        kinds = FLOAT_TYPES
+    else:
+        return None
+    return frozenset(position for position, column in enumerate(description) if column[1] in kinds)
+
+
 def db_message(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -164,6 +218,7 @@ def stream_query(
     """Executes ``sql`` with ``binds`` on ``connection`` and yields the open result; closes cursor and connection."""
     driver = driver_name(connection)
     try:
+        make_read_only(connection, driver, source)
         if driver in _SERVER_SIDE_CURSOR_DRIVERS:
             if driver == "psycopg":
                 read_numbers_as_text(connection)
@@ -197,6 +252,7 @@ def stream_query(
             batch_size=batch_size,
             source=source,
             number_text=number_text,
+            float_columns=float_positions(driver, cursor.description),
             cancel=connection.cancel_safe if driver == "psycopg" else None,
         )
         try:

@@ -26,6 +26,7 @@ with the broker gone, every pending message fails after at most this long, so a 
 DEFAULT_METADATA_TIMEOUT_S = 30.0
 LIBRDKAFKA_MAX_BYTES_DEFAULT = 1_000_000
 LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES = 1000
+LIBRDKAFKA_MAX_MESSAGE_MAX_BYTES = 1_000_000_000
 BATCH_FRAMING_MARGIN = 512
 """Bytes kept free under the topic's max.message.bytes for record-batch and record headers."""
 
@@ -107,15 +108,23 @@ class PsttKafkaHook(KafkaBaseHook):
         )
 
     def fit_to_topic(
-        self, admin: AdminClient, topic: str, overrides: dict[str, Any], timeout_s: float = DEFAULT_METADATA_TIMEOUT_S
+        self,
+        admin: AdminClient,
+        topic: str,
+        overrides: dict[str, Any],
+        timeout_s: float = DEFAULT_METADATA_TIMEOUT_S,
+        *,
+        allow_larger: bool = False,
     ) -> dict[str, Any]:
         """
         Overrides with ``message.max.bytes`` and ``batch.size`` lowered under the topic's ``max.message.bytes``.
 
         The broker checks that limit per record batch, so one large row would get a whole batch of good rows
         rejected with it. Fitted, the producer refuses the large row alone, at ``produce`` time, and the rest
-        flows. Limits set explicitly in the connection or the overrides are left alone; so is everything when
-        the topic's configuration cannot be read (no DescribeConfigs permission).
+        flows. With ``allow_larger`` (the dead-letter producer, whose topic exists to take rows too large for the
+        main one) ``message.max.bytes`` is also raised above librdkafka's default of 1,000,000 when the topic
+        allows more. Limits set explicitly in the connection or the overrides are left alone; so is everything
+        when the topic's configuration cannot be read (no DescribeConfigs permission).
         """
         explicit = self.explicit_config(overrides)
         if "message.max.bytes" in explicit or "batch.size" in explicit:
@@ -127,11 +136,13 @@ class PsttKafkaHook(KafkaBaseHook):
         except (KafkaException, KeyError, ValueError, TypeError) as err:
             self.log.warning("Cannot read max.message.bytes of topic %s (%s); producer limits unchanged", topic, err)
             return dict(overrides)
-        limit = max(
-            min(LIBRDKAFKA_MAX_BYTES_DEFAULT, topic_limit - BATCH_FRAMING_MARGIN), LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES
-        )
-        if limit >= LIBRDKAFKA_MAX_BYTES_DEFAULT:
+        ceiling = LIBRDKAFKA_MAX_MESSAGE_MAX_BYTES if allow_larger else LIBRDKAFKA_MAX_BYTES_DEFAULT
+        limit = max(min(ceiling, topic_limit - BATCH_FRAMING_MARGIN), LIBRDKAFKA_MIN_MESSAGE_MAX_BYTES)
+        if limit == LIBRDKAFKA_MAX_BYTES_DEFAULT:
             return dict(overrides)
+        if limit > LIBRDKAFKA_MAX_BYTES_DEFAULT:
+            # A message larger than batch.size still goes out, alone in its batch: batch.size can stay.
+            return {**overrides, "message.max.bytes": limit}
         return {**overrides, "message.max.bytes": limit, "batch.size": limit}
 
     def check_reachable(

@@ -8,17 +8,23 @@ Failure behaviour (each case has a test):
   upper-case names).
 - NULL key: ``null_key="fail"`` (default) fails with the row number; ``"null"`` sends the message with a
   null key; ``"skip"`` drops the row and counts it in ``messages_skipped``.
-- any message not acknowledged: the task fails with the counts and the first errors, never succeeds.
+- any message not acknowledged: the task fails with the counts and the first errors, never succeeds. After
+  any failure the rows produced before it are still flushed (at_least_once), and the result and the error
+  state the counts as they stand after that flush: ``rows`` and ``messages_sent`` are what a consumer reads.
 - a row too large for the topic (the producer's limits are fitted to the topic's ``max.message.bytes``
   unless set explicitly): fails naming the row's key and size, unless ``dead_letter_topic`` is set; then
   the row goes there with the error in its headers (``pstt-error``, ``pstt-source-topic``,
   ``pstt-value-bytes``) and is counted in ``messages_dead_lettered``. Dead letters go through a separate
-  plain producer (at-least-once, outside any exactly_once transaction).
+  plain producer (at-least-once, outside any exactly_once transaction) fitted to the dead-letter topic's own
+  ``max.message.bytes``, above librdkafka's 1,000,000-byte default when that topic allows more.
 - broker unreachable: a metadata request at start fails within ``metadata_timeout_s`` (30 s) before the
   query runs; if the broker goes away mid-run every pending message fails after ``message.timeout.ms``
   (120 s by default), the run stops reading at the first failed delivery report, and the final flush gives
   up ``flush_grace_s`` (30 s) after that, so a run never hangs and the bound does not grow with the rows left.
 - SQL error: fails with the query file name and the database's message.
+- a query that writes (DDL, DML, a data-modifying CTE, a function that writes): the source runs read-only
+  (``pstt_provider.streaming.READ_ONLY_STATEMENTS``), so the database refuses it before anything changes and the
+  task fails naming the query file.
 
 ``delivery="exactly_once"`` wraps the run in a Kafka transaction whose ``transactional.id`` is stable per
 dag_id/task_id/run_id/map_index (see ``pstt_provider.transactions``): a retry fences the previous attempt,
@@ -39,7 +45,7 @@ from typing import Any, ClassVar, Literal
 from airflow.sdk import BaseHook, BaseOperator
 from confluent_kafka import KafkaException, Producer
 
-from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog, result_counts
+from pstt_provider.delivery import BulkSender, DeliveryError, DeliveryTracker, ProgressLog, result_counts
 from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
 from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
 from pstt_provider.serialization import RowEncoder, build_metadata, key_text
@@ -172,7 +178,12 @@ class SqlToKafkaOperator(BaseOperator):
         return parse_query_text(self.sql, source=self.query_name)
 
     def _bind_values(self, query: QueryFile) -> dict[str, Any]:
-        """Query-file defaults, overridden by ``parameters`` (names matched case-insensitively)."""
+        """
+        Query-file defaults, overridden by ``parameters`` (names matched case-insensitively).
+
+        An optional parameter (``--Opzionale``) left empty binds NULL, as SQL*Plus users expect of a blank
+        optional filter; a required one, or a reference no ``define`` line declares, left empty fails the run.
+        """
         by_upper = {name.upper(): name for name in query.params}
         for name in query.references:
             by_upper.setdefault(name.upper(), name)
@@ -185,10 +196,14 @@ class SqlToKafkaOperator(BaseOperator):
             )
         for name, value in self.parameters.items():
             values[by_upper[name.upper()]] = value
+        optional = {name for name, param in query.params.items() if not param.required}
+        for name in optional:
+            if values.get(name) in (None, ""):
+                values[name] = None
         missing = [
             name
             for name in dict.fromkeys([*query.references, *(n for n, p in query.params.items() if p.required)])
-            if values.get(name) in (None, "")
+            if name not in optional and values.get(name) in (None, "")
         ]
         if missing:
             raise QueryParameterError(f"{query.source}: no value for required parameter(s) {', '.join(missing)}")
@@ -246,7 +261,7 @@ class SqlToKafkaOperator(BaseOperator):
             "try_number": ti.try_number,
             "topic": self.topic,
             "delivery": self.delivery,
-            "rows": state.rows,
+            "rows": tracker.rows + state.skipped,
             **counts,
             "messages_skipped": state.skipped,
             "duration_s": round(time.monotonic() - started, 3),
@@ -320,13 +335,15 @@ class SqlToKafkaOperator(BaseOperator):
                 }
                 produce_marker(producer, self.run_marker_topic, marker_partitions, txn_id, marker)
                 producer.commit_transaction(flush_timeout_s)
-        except BaseException:
+        except BaseException as err:
             if exactly_once:
                 self._abort(producer)
-            else:
-                # What was produced before the failure is still delivered; wait a little so the reported
-                # counts say how much of it reached the broker.
-                sender.finish(FAILURE_FLUSH_S)
+                raise
+            # What was produced before the failure is still delivered; wait a little so the reported counts
+            # say how much of it reached the broker, and state a delivery error with those counts.
+            sender.finish(FAILURE_FLUSH_S)
+            if isinstance(err, DeliveryError) and str(restated := sender.restated(err)) != str(err):
+                raise restated from err
             raise
 
     def _producer_overrides(self, kafka: PsttKafkaHook, txn_id: str | None) -> dict[str, Any]:
@@ -344,12 +361,15 @@ class SqlToKafkaOperator(BaseOperator):
         return overrides
 
     def _dead_letter_producer(self, kafka: PsttKafkaHook, admin: Any) -> Callable[[], Producer] | None:
-        """A factory for the plain (never transactional) producer of dead letters, fitted to their topic."""
+        """
+        A factory for the plain (never transactional) producer of dead letters, fitted to their topic: its
+        limit may be raised above the default, since that topic is there for rows the main one cannot take.
+        """
         if not self.dead_letter_topic:
             return None
         kafka.check_reachable(admin, self.dead_letter_topic, self.metadata_timeout_s)
         plain = {k: v for k, v in self.producer_config.items() if not k.startswith("transaction")}
-        config = kafka.fit_to_topic(admin, self.dead_letter_topic, plain, self.metadata_timeout_s)
+        config = kafka.fit_to_topic(admin, self.dead_letter_topic, plain, self.metadata_timeout_s, allow_larger=True)
         return partial(kafka.get_producer, config)
 
     def _abort(self, producer: Producer) -> None:
@@ -391,7 +411,9 @@ class SqlToKafkaOperator(BaseOperator):
                     query=self.query_name,
                     extracted_at=started_at,
                 )
-            encoder = RowEncoder(result.columns, metadata, number_text=result.number_text)
+            encoder = RowEncoder(
+                result.columns, metadata, number_text=result.number_text, float_columns=result.float_columns
+            )
             key_of = itemgetter(key_index)
             progress = ProgressLog(self.log, self.progress_interval_s)
             rows = 0
@@ -429,10 +451,9 @@ class SqlToKafkaOperator(BaseOperator):
                     state.skipped += 1
                     continue
                 if self.null_key == "fail":
-                    state.rows = number
                     raise MessageKeyError(
-                        f"{source}: row {number} has a NULL {self.message_key_field}; "
-                        "set null_key='null' to send it without a key or 'skip' to drop it"
+                        f"{source}: row {number} has a NULL {self.message_key_field}; set null_key "
+                        "(job spec: kafka_config.null_key) to 'null' to send it without a key or 'skip' to drop it"
                     )
             elif type(key) is not str:
                 key = key_text(key)

@@ -1,4 +1,4 @@
-"""The Oracle-specific conversions, checked against oracledb's own type objects (no server needed)."""
+"""The Oracle-specific conversions and session setup, checked against oracledb's own type objects (no server needed)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from pstt_provider.oracle import output_type_handler, tune_cursor
 from pstt_provider.query_file import parse_query_text
+from pstt_provider.streaming import SourceQueryError, stream_query
 
 
 @dataclass
@@ -94,3 +95,98 @@ def test_sqlplus_references_become_oracle_named_binds():
         "DATA": "2026-01-20",
         "STATO": "x'; DROP TABLE T; --",
     }
+
+
+class StubOracleConnection:
+    """
+    Records what ``stream_query`` does on an oracledb connection, in order; its module name makes it oracledb's.
+
+    ``refuse`` makes the database reject statements starting with that text, as an Oracle server would.
+    """
+
+    __module__ = "oracledb.connection"
+
+    def __init__(self, description: list[tuple[str, Any]], refuse: str | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.description = description
+        self.refuse = refuse
+        self.outputtypehandler = None
+
+    def cursor(self) -> StubOracleCursor:
+        return StubOracleCursor(self)
+
+    def rollback(self) -> None:
+        self.calls.append(("rollback",))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+class StubOracleCursor:
+    def __init__(self, connection: StubOracleConnection) -> None:
+        self.connection = connection
+        self.description: list[tuple[str, Any]] | None = None
+        self.arraysize = 100
+        self.prefetchrows = 2
+
+    def execute(self, sql: str, binds: Any = None) -> None:
+        self.connection.calls.append(("execute", sql, binds))
+        if self.connection.refuse and sql.startswith(self.connection.refuse):
+            raise oracledb.DatabaseError("ORA-01456: may not perform insert/delete/update operation inside a READ ONLY")
+        self.description = self.connection.description
+
+    def fetchmany(self, size: int) -> list[tuple]:
+        return []
+
+    def close(self) -> None:
+        self.connection.calls.append(("close cursor",))
+
+
+QUERY_DESCRIPTION = [("ID", oracledb.DB_TYPE_NUMBER), ("RATIO", oracledb.DB_TYPE_BINARY_DOUBLE)]
+
+
+def test_oracle_transaction_is_made_read_only_before_the_query_runs():
+    connection = StubOracleConnection(QUERY_DESCRIPTION)
+
+    with stream_query(connection, "SELECT ID, RATIO FROM T WHERE D = :D", {"D": "x"}, batch_size=10, source="Q.sql"):
+        pass
+
+    executed = [call[1] for call in connection.calls if call[0] == "execute"]
+    assert executed == ["SET TRANSACTION READ ONLY", "SELECT ID, RATIO FROM T WHERE D = :D"]
+    assert connection.calls[0] == ("execute", "SET TRANSACTION READ ONLY", None)
+    assert connection.calls[-2:] == [("rollback",), ("close",)]
+
+
+def test_oracle_query_the_database_refuses_as_a_write_fails_naming_the_query_file():
+    connection = StubOracleConnection(QUERY_DESCRIPTION, refuse="DELETE")
+
+    with (
+        pytest.raises(SourceQueryError, match=r"ADV-001--Delete\.sql: the database rejected the query: ORA-01456"),
+        stream_query(connection, "DELETE FROM T", {}, batch_size=10, source="ADV-001--Delete.sql"),
+    ):
+        pass
+
+    assert [call[1] for call in connection.calls if call[0] == "execute"] == [
+        "SET TRANSACTION READ ONLY",
+        "DELETE FROM T",
+    ]
+
+
+def test_oracle_session_that_cannot_be_made_read_only_never_runs_the_query():
+    connection = StubOracleConnection(QUERY_DESCRIPTION, refuse="SET TRANSACTION")
+
+    with (
+        pytest.raises(SourceQueryError, match=r"Q\.sql: cannot make the session read-only"),
+        stream_query(connection, "SELECT ID FROM T", {}, batch_size=10, source="Q.sql"),
+    ):
+        pass
+
+    assert [call[1] for call in connection.calls if call[0] == "execute"] == ["SET TRANSACTION READ ONLY"]
+    assert connection.calls[-1] == ("close",)
+
+
+def test_oracle_binary_double_columns_are_declared_float_for_the_nan_check():
+    connection = StubOracleConnection(QUERY_DESCRIPTION)
+
+    with stream_query(connection, "SELECT ID, RATIO FROM T", {}, batch_size=10, source="Q.sql") as result:
+        assert result.float_columns == {1}

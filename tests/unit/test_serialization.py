@@ -134,3 +134,103 @@ def test_the_envelope_is_the_same_for_one_row_and_for_a_batch():
 
     assert encoder.encode_batch([(1, "a"), (2, "b")]) == [encoder.encode((1, "a")), encoder.encode((2, "b"))]
     assert json.loads(encoder.encode((1, "a"))) == {"data": {"id": 1, "note": "a"}, "metadata": metadata}
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_float_nan_and_infinity_are_the_strings_numeric_uses_never_null():
+    encoder = RowEncoder(["id", "ratio"], None)
+
+    values = encoder.encode_batch([(1, NAN), (2, INF), (3, -INF), (4, None), (5, 0.1)])
+
+    assert values == [
+        b'{"id":1,"ratio":"NaN"}',
+        b'{"id":2,"ratio":"Infinity"}',
+        b'{"id":3,"ratio":"-Infinity"}',
+        b'{"id":4,"ratio":null}',
+        b'{"id":5,"ratio":0.1}',
+    ]
+
+
+def test_float_specials_inside_arrays_and_nested_arrays_are_strings_and_null_elements_stay_null():
+    encoder = RowEncoder(["id", "samples"], None, float_columns={1})
+
+    values = encoder.encode_batch([(1, [1.5, NAN, None]), (2, [[INF], [-INF, 2.0]]), (3, [0.5]), (4, None)])
+
+    assert [json.loads(v)["samples"] for v in values] == [
+        [1.5, "NaN", None],
+        [["Infinity"], ["-Infinity", 2.0]],
+        [0.5],
+        None,
+    ]
+
+
+def test_declared_float_columns_are_the_only_ones_looked_at():
+    encoder = RowEncoder(["id", "ratio", "note"], None, float_columns={1})
+
+    values = encoder.encode_batch([(1, NAN, "NaN"), (2, 2.5, "null"), (3, None, None)])
+
+    assert [json.loads(v) for v in values] == [
+        {"id": 1, "ratio": "NaN", "note": "NaN"},
+        {"id": 2, "ratio": 2.5, "note": "null"},
+        {"id": 3, "ratio": None, "note": None},
+    ]
+
+
+def test_without_declared_types_a_float_anywhere_among_text_and_dates_is_found():
+    encoder = RowEncoder(["id", "mixed", "day"], None)
+    day = dt.date(2026, 1, 20)
+
+    values = encoder.encode_batch([(1, "text", day), (2, -INF, day), (3, 7, None), (4, {"w": NAN}, day)])
+
+    assert [json.loads(v)["mixed"] for v in values] == ["text", "-Infinity", 7, {"w": "NaN"}]
+
+
+def test_one_row_and_a_batch_encode_float_specials_alike_with_the_envelope():
+    metadata = build_metadata(dag_id="d", run_id="r", task_id="t", query="q", extracted_at=EXTRACTED)
+    encoder = RowEncoder(["id", "ratio"], metadata, float_columns={1})
+
+    assert encoder.encode((1, NAN)) == encoder.encode_batch([(1, NAN)])[0]
+    assert json.loads(encoder.encode((1, NAN))) == {"data": {"id": 1, "ratio": "NaN"}, "metadata": metadata}
+
+
+def test_dumps_writes_float_specials_as_text_too():
+    assert json.loads(dumps({"a": [NAN, INF], "b": -INF, "c": None})) == {
+        "a": ["NaN", "Infinity"],
+        "b": "-Infinity",
+        "c": None,
+    }
+
+
+def test_finite_floats_huge_enough_to_overflow_a_sum_are_kept_as_numbers():
+    encoder = RowEncoder(["id", "big"], None, float_columns={1})
+
+    values = encoder.encode_batch([(1, 1.7e308), (2, 1.7e308), (3, [1.7e308, 1.7e308])])
+
+    assert [json.loads(v)["big"] for v in values] == [1.7e308, 1.7e308, [1.7e308, 1.7e308]]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.floats()),
+            st.one_of(st.none(), st.lists(st.one_of(st.none(), st.floats()), max_size=4)),
+        ),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_no_float_is_ever_sent_as_null_and_finite_ones_round_trip(rows, declared):
+    encoder = RowEncoder(["x", "xs"], None, float_columns={0, 1} if declared else None)
+
+    decoded = [json.loads(value) for value in encoder.encode_batch(rows)]
+
+    def expected(value):
+        if isinstance(value, list):
+            return [expected(item) for item in value]
+        if value is None or value - value == 0:
+            return value
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+    assert decoded == [{"x": expected(x), "xs": expected(xs)} for x, xs in rows]
