@@ -321,20 +321,3 @@ class BulkSender:
         if isinstance(error, MessageTooLargeError):
             return MessageTooLargeError(f"{error}; {self.account()}")
         return DeliveryError(f"{self.account()}; first errors: {'; '.join(self.tracker.errors)}")
-
-
-def result_counts(tracker: DeliveryTracker) -> dict[str, Any]:
-    latency = tracker.latency
-    return {
-        "messages_sent": tracker.acked,
-        "messages_failed": tracker.failed + tracker.dead_letter_failed,
-        "messages_dead_lettered": tracker.dead_lettered,
-        "bytes": tracker.bytes,
-        "latency_ms": {
-            "avg": round(latency.avg_ms, 3),
-            "p50": round(latency.quantile_ms(0.5), 3),
-            "p99": round(latency.quantile_ms(0.99), 3),
-            "max": round(latency.max_ms, 3),
-        },
-        "latency_histogram": latency.to_dict(),
-    }

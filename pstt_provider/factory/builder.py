@@ -60,6 +60,8 @@ def build_dag(config: JobConfig) -> DAG:
         schedule=schedule,
         start_date=pendulum.datetime(START_DATE.year, START_DATE.month, START_DATE.day, tz=timezone),
         catchup=spec.catchup,
+        # One switch: an enabled spec's DAG runs without anyone touching the toggle; a disabled one is paused.
+        is_paused_upon_creation=not (spec.enabled and spec.kafka_config.enabled),
         max_active_runs=1,
         tags=sorted(tags),
         user_defined_macros={templates.RUN_TIME_MACRO: templates.run_time, templates.PARAM_MACRO: templates.param},
@@ -85,8 +87,8 @@ def build_dag(config: JobConfig) -> DAG:
             retries=spec.max_retries,
             retry_delay=dt.timedelta(seconds=spec.retry_delay),
             execution_timeout=dt.timedelta(seconds=spec.timeout) if spec.timeout else None,
-            on_failure_callback=notifiers(spec.email_notification, "failure"),
-            on_success_callback=notifiers(spec.email_notification, "success"),
+            on_failure_callback=notifiers(spec.email_notification, "failure", config.timezone),
+            on_success_callback=notifiers(spec.email_notification, "success", config.timezone),
         )
     return dag
 
@@ -124,6 +126,6 @@ def _doc(config: JobConfig) -> str:
         f"Kafka connection `{spec.kafka_config.kafka_conn_id}`)",
         f"- schedule: `{config.schedule or 'none'}` ({config.timezone})",
     ]
-    if not config.scheduled and spec.scheduling_mode == "cron":
-        lines.append("- **disabled** in the spec: never scheduled, manual triggers still run")
+    if not (spec.enabled and spec.kafka_config.enabled):
+        lines.append("- **disabled** in the spec: created paused and never scheduled; unpause it to run it by hand")
     return "\n".join(lines)

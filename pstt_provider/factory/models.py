@@ -59,7 +59,7 @@ class KafkaConfig(_Strict):
     """Where the rows go. ``connection_name`` "default" means the Airflow connection ``kafka_default``."""
 
     enabled: bool = Field(
-        True, description="false keeps the DAG but never schedules it (PSTT Tool: Kafka export switched off)"
+        True, description="false: like the job's `enabled: false` (PSTT Tool: Kafka export switched off)"
     )
     topic: Topic = Field(description="destination topic")
     message_key_field: Identifier = Field(description="result column whose value becomes the message key")
@@ -126,7 +126,9 @@ class JobSpec(_Strict):
     cron: str | None = Field(
         None, max_length=200, description="5-field cron expression or @daily-style preset, in `timezone`"
     )
-    enabled: bool = Field(True, description="false keeps the DAG (manual triggers work) but never schedules it")
+    enabled: bool = Field(
+        True, description="false: the DAG is created paused and never scheduled; true: created unpaused"
+    )
     timeout: int | None = Field(None, gt=0, le=MAX_DELAY_S, description="seconds before a run attempt is killed")
     max_retries: int = Field(0, ge=0, le=100, description="retries after a failed attempt")
     retry_delay: int = Field(300, ge=0, le=MAX_DELAY_S, description="seconds between attempts")

@@ -1,69 +1,24 @@
 """
 Aggregation of stored delivery summaries into the seed's metrics shapes (summary, hourly, per topic).
 
-Pure functions over ``DeliveryRun`` values so they are unit-tested without a database. Percentiles
+Pure functions over ``DeliverySummary`` values so they are unit-tested without a database. Percentiles
 across runs always come from the merged per-run latency histograms: averaging p99s is wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from pstt_provider.latency import LatencyHistogram
+from pstt_provider.summary import DeliverySummary
 
 PERIODS = ("today", "24h", "7d", "30d")
 
 
 class UnknownPeriodError(ValueError):
     """A period name outside PERIODS."""
-
-
-@dataclass(frozen=True)
-class DeliveryRun:
-    """One task try's delivery summary, as stored in ``pstt_delivery_runs``."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int
-    try_number: int
-    topic: str
-    state: str
-    rows: int
-    messages_sent: int
-    messages_failed: int
-    messages_skipped: int
-    bytes: int
-    duration_s: float
-    started_at: datetime | None
-    finished_at: datetime
-    latency: LatencyHistogram = field(compare=False)
-    errors: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "map_index": self.map_index,
-            "try_number": self.try_number,
-            "topic": self.topic,
-            "state": self.state,
-            "rows": self.rows,
-            "messages_sent": self.messages_sent,
-            "messages_failed": self.messages_failed,
-            "messages_skipped": self.messages_skipped,
-            "bytes": self.bytes,
-            "duration_s": round(self.duration_s, 3),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat(),
-            "p50_latency_ms": _ms(self.latency.quantile_ms(0.5)),
-            "p99_latency_ms": _ms(self.latency.quantile_ms(0.99)),
-            "errors": list(self.errors),
-        }
 
 
 def _ms(value: float) -> float:
@@ -84,38 +39,59 @@ def period_start(period: str, now: datetime, local_tz: tzinfo) -> datetime:
     raise UnknownPeriodError(f"unknown period {period!r}: use one of {', '.join(PERIODS)}")
 
 
-def totals(runs: Iterable[DeliveryRun]) -> dict[str, Any]:
-    """Counts, bytes and latencies of any set of runs, with the seed's summary field names."""
+def totals(runs: Iterable[DeliverySummary]) -> dict[str, Any]:
+    """
+    Counts, bytes and latencies of any set of tries, with the seed's summary field names. ``runs`` counts
+    task tries (the contract's name); ``job_runs`` counts DAG runs, each judged by its latest try, so a
+    run that failed once and then succeeded is one successful run and one failed try.
+    """
     runs = list(runs)
     sent = sum(run.messages_sent for run in runs)
     failed = sum(run.messages_failed for run in runs)
     latency = LatencyHistogram.merged(run.latency for run in runs)
     total = sent + failed
+    failed_tries = sum(1 for run in runs if run.state != "success")
+    latest: dict[tuple[str, str, str, int], DeliverySummary] = {}
+    for run in runs:
+        key = run.key[:4]
+        if key not in latest or run.try_number > latest[key].try_number:
+            latest[key] = run
+    failed_job_runs = sum(1 for run in latest.values() if run.state != "success")
     return {
         "total_messages": total,
         "messages_sent": sent,
         "messages_failed": failed,
         "messages_skipped": sum(run.messages_skipped for run in runs),
-        "success_rate": round(100.0 * sent / total, 3) if total else 100.0,
+        "messages_dead_lettered": sum(run.messages_dead_lettered for run in runs),
+        "messages_aborted": sum(run.messages_aborted for run in runs),
+        "success_rate": _rate(sent, total),
         "total_bytes": sum(run.bytes for run in runs),
         "avg_latency_ms": _ms(latency.avg_ms),
         "p50_latency_ms": _ms(latency.quantile_ms(0.5)),
         "p99_latency_ms": _ms(latency.quantile_ms(0.99)),
         "max_latency_ms": _ms(latency.max_ms),
         "runs": len(runs),
-        "failed_runs": sum(1 for run in runs if run.state != "success"),
+        "failed_runs": failed_tries,
+        "try_success_rate": _rate(len(runs) - failed_tries, len(runs)),
+        "job_runs": len(latest),
+        "failed_job_runs": failed_job_runs,
+        "run_success_rate": _rate(len(latest) - failed_job_runs, len(latest)),
     }
 
 
-def summary(runs: Iterable[DeliveryRun], period: str, since: datetime) -> dict[str, Any]:
+def _rate(good: int, total: int) -> float:
+    return round(100.0 * good / total, 3) if total else 100.0
+
+
+def summary(runs: Iterable[DeliverySummary], period: str, since: datetime) -> dict[str, Any]:
     return {"period": period, "since": since.isoformat(), **totals(runs)}
 
 
-def hourly(runs: Iterable[DeliveryRun], hours: int, now: datetime) -> list[dict[str, Any]]:
+def hourly(runs: Iterable[DeliverySummary], hours: int, now: datetime) -> list[dict[str, Any]]:
     """One entry per UTC hour of the last ``hours`` hours (oldest first), empty hours included."""
     current = now.replace(minute=0, second=0, microsecond=0)
     slots = [current - timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
-    by_hour: dict[datetime, list[DeliveryRun]] = {slot: [] for slot in slots}
+    by_hour: dict[datetime, list[DeliverySummary]] = {slot: [] for slot in slots}
     for run in runs:
         slot = run.finished_at.replace(minute=0, second=0, microsecond=0)
         if slot in by_hour:
@@ -123,6 +99,33 @@ def hourly(runs: Iterable[DeliveryRun], hours: int, now: datetime) -> list[dict[
     return [{"hour": slot.isoformat(), **totals(by_hour[slot])} for slot in slots]
 
 
-def topic_report(topic: str, latest_runs: Sequence[DeliveryRun]) -> dict[str, Any]:
+def topic_report(topic: str, latest_runs: Sequence[DeliverySummary]) -> dict[str, Any]:
     """Totals over the given most recent runs of one topic, and the runs themselves (newest first)."""
-    return {"topic": topic, **totals(latest_runs), "recent_runs": [run.as_dict() for run in latest_runs]}
+    return {"topic": topic, **totals(latest_runs), "recent_runs": [run.to_dict() for run in latest_runs]}
+
+
+NO_ERROR_TEXT = "failed without an error message"
+
+
+def failures(tries: Iterable[DeliverySummary], dag_display_names: Mapping[str, str] | None = None) -> list[dict]:
+    """
+    Every failed try, newest first, named for a person: the job's display name (the summary's, else the DAG's
+    from ``dag_display_names``, else its dag_id), the run, the try and its first error.
+    """
+    names = dag_display_names or {}
+    failed = sorted(
+        (item for item in tries if item.state != "success"), key=lambda item: item.finished_at, reverse=True
+    )
+    return [
+        {
+            "dag_id": item.dag_id,
+            "display_name": item.display_name or names.get(item.dag_id) or item.dag_id,
+            "run_id": item.run_id,
+            "task_id": item.task_id,
+            "map_index": item.map_index,
+            "try_number": item.try_number,
+            "finished_at": item.finished_at.isoformat(),
+            "error": item.errors[0] if item.errors else NO_ERROR_TEXT,
+        }
+        for item in failed
+    ]

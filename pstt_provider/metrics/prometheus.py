@@ -16,8 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from pstt_provider.latency import LatencyHistogram, bucket_upper_ms
-from pstt_provider.metrics.aggregate import DeliveryRun
 from pstt_provider.metrics.kafka_health import ConnectionHealth
+from pstt_provider.summary import DeliverySummary
 
 # Prometheus-style bucket bounds (seconds) for the exposed latency histogram.
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,7 +38,7 @@ def prometheus_buckets(histogram: LatencyHistogram) -> list[tuple[str, float]]:
 
 class DeliveryRunsCollector(Collector):
     def __init__(
-        self, load_runs: Callable[[], Sequence[DeliveryRun]], load_health: Callable[[], Sequence[ConnectionHealth]]
+        self, load_runs: Callable[[], Sequence[DeliverySummary]], load_health: Callable[[], Sequence[ConnectionHealth]]
     ) -> None:
         self._load_runs = load_runs
         self._load_health = load_health
@@ -51,6 +51,14 @@ class DeliveryRunsCollector(Collector):
             "pstt_kafka_messages_failed", "Messages Kafka did not acknowledge", labels=["dag_id", "topic"]
         )
         size = CounterMetricFamily("pstt_kafka_bytes", "Bytes of acknowledged messages", labels=["dag_id", "topic"])
+        dead = CounterMetricFamily(
+            "pstt_kafka_messages_dead_lettered", "Rows sent to the dead-letter topic", labels=["dag_id", "topic"]
+        )
+        aborted = CounterMetricFamily(
+            "pstt_kafka_messages_aborted",
+            "Messages acknowledged inside an aborted transaction (invisible to read_committed consumers)",
+            labels=["dag_id", "topic"],
+        )
         tries = CounterMetricFamily(
             "pstt_kafka_runs", "Delivery task tries by final state", labels=["dag_id", "topic", "state"]
         )
@@ -59,7 +67,7 @@ class DeliveryRunsCollector(Collector):
         )
         up = GaugeMetricFamily("pstt_kafka_connection_up", "1 when the Kafka connection answers", labels=["conn_id"])
 
-        by_dag_topic: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        by_dag_topic: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         by_state: dict[tuple[str, str, str], int] = defaultdict(int)
         by_topic: dict[str, LatencyHistogram] = defaultdict(LatencyHistogram)
         for run in self._load_runs():
@@ -67,23 +75,27 @@ class DeliveryRunsCollector(Collector):
             counts[0] += run.messages_sent
             counts[1] += run.messages_failed
             counts[2] += run.bytes
+            counts[3] += run.messages_dead_lettered
+            counts[4] += run.messages_aborted
             by_state[(run.dag_id, run.topic, run.state)] += 1
             by_topic[run.topic].merge(run.latency)
-        for (dag_id, topic), (n_sent, n_failed, n_bytes) in sorted(by_dag_topic.items()):
+        for (dag_id, topic), (n_sent, n_failed, n_bytes, n_dead, n_aborted) in sorted(by_dag_topic.items()):
             sent.add_metric([dag_id, topic], n_sent)
             failed.add_metric([dag_id, topic], n_failed)
             size.add_metric([dag_id, topic], n_bytes)
+            dead.add_metric([dag_id, topic], n_dead)
+            aborted.add_metric([dag_id, topic], n_aborted)
         for labels, count in sorted(by_state.items()):
             tries.add_metric(list(labels), count)
         for topic, histogram in sorted(by_topic.items()):
             latency.add_metric([topic], prometheus_buckets(histogram), histogram.sum_ms / 1000)
         for health in self._load_health():
             up.add_metric([health.conn_id], 1.0 if health.reachable else 0.0)
-        yield from (sent, failed, size, tries, latency, up)
+        yield from (sent, failed, size, dead, aborted, tries, latency, up)
 
 
 def exposition(
-    load_runs: Callable[[], Sequence[DeliveryRun]], load_health: Callable[[], Sequence[ConnectionHealth]]
+    load_runs: Callable[[], Sequence[DeliverySummary]], load_health: Callable[[], Sequence[ConnectionHealth]]
 ) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DeliveryRunsCollector(load_runs, load_health))

@@ -1,14 +1,17 @@
 """
-Delivery summaries kept in Airflow's own metadata database.
+Delivery summaries of every task try, kept in Airflow's own metadata database.
 
-Task processes in Airflow 3 cannot write to the metadata DB, so the operator pushes its summary as the
-XCom ``pstt_delivery`` and the server side (API server, ``pstt health``) copies new ones into
-``pstt_delivery_runs`` whenever it reads. Our rows are independent of XCom retention: a retried try's
-XCom is cleared by Airflow, but once copied its summary stays until our own retention removes it.
+Task processes in Airflow 3 cannot write to the metadata DB, and Airflow clears a task's XComs when its
+next try starts, so an XCom is no durable record of a failed try. The operator therefore also leaves its
+summary in an Airflow Variable (``pstt_try_<digest>``, written through the task's own execution API, so it
+survives a broker outage and a retry), and the server side moves each one into ``pstt_delivery_tries``
+and deletes the Variable. A try that ended without leaving a summary (killed, timed out in its worker,
+lost) is still counted: Airflow keeps every try in ``task_instance`` / ``task_instance_history``, and a
+pstt operator's try that has been over for :data:`SUMMARY_GRACE` without a summary is stored as it ended,
+marked ``reported = false``; a summary arriving later replaces it.
 
-Ingestion is idempotent (one row per dag_id/run_id/task_id/map_index/try_number) and incremental: it
-reads only XComs newer than a persisted watermark, minus a small overlap for rows committed late.
-Cleanup records the cutoff it applied, so a summary whose XCom outlives it is never brought back.
+:func:`ingest` and :func:`cleanup` are the only writers; they run in the API server's background task
+(see ``pstt_provider.plugins.api``). Every read path (:func:`tries`) only reads.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.configuration import conf
-from airflow.models.xcom import XComModel
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.taskinstancehistory import TaskInstanceHistory
+from airflow.models.variable import Variable
 from airflow.utils.sqlalchemy import UtcDateTime
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
-    Float,
     Index,
     Integer,
     MetaData,
@@ -38,26 +43,30 @@ from sqlalchemy import (
     exists,
     inspect,
     select,
+    union_all,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from pstt_provider.latency import LatencyHistogram
-from pstt_provider.metrics.aggregate import DeliveryRun
+from pstt_provider.summary import VARIABLE_PREFIX, DeliverySummary
 
 log = logging.getLogger(__name__)
 
-XCOM_KEY = "pstt_delivery"
 DEFAULT_RETENTION_DAYS = 90
-# XCom timestamps are taken before the row commits; re-reading this much before the watermark catches
-# a summary that committed after a newer one had already been ingested.
+SUMMARY_GRACE = timedelta(minutes=2)
+"""How long after a try ended its summary may still be on its way before the try is stored without one."""
 WATERMARK_OVERLAP = timedelta(minutes=10)
+"""Task end dates are re-read this far before the watermark, for tries whose rows committed late."""
+PSTT_OPERATORS = ("SqlToKafkaOperator", "OracleToKafkaOperator")
+NO_SUMMARY = "the try ended without reporting a delivery summary (killed, timed out or its worker was lost)"
+ENDED_STATES = ("success", "failed", "up_for_retry")
 
 metadata = MetaData()
 
-runs_table = Table(
-    "pstt_delivery_runs",
+tries_table = Table(
+    "pstt_delivery_tries",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dag_id", String(250), nullable=False),
@@ -65,23 +74,21 @@ runs_table = Table(
     Column("task_id", String(250), nullable=False),
     Column("map_index", Integer, nullable=False),
     Column("try_number", Integer, nullable=False),
+    Column("display_name", String(250), nullable=False),
     Column("topic", String(255), nullable=False),
     Column("delivery", String(32), nullable=False),
     Column("state", String(16), nullable=False),
-    Column("rows", BigInteger, nullable=False),
-    Column("messages_sent", BigInteger, nullable=False),
-    Column("messages_failed", BigInteger, nullable=False),
-    Column("messages_skipped", BigInteger, nullable=False),
-    Column("bytes", BigInteger, nullable=False),
-    Column("duration_s", Float, nullable=False),
-    Column("started_at", UtcDateTime, nullable=True),
+    *(Column(name, BigInteger, nullable=False) for name in DeliverySummary.COUNTS),
+    Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=False),
     Column("latency_histogram", Text, nullable=False),
     Column("errors", Text, nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("reported", Boolean, nullable=False),
     Column("ingested_at", UtcDateTime, nullable=False),
-    UniqueConstraint("dag_id", "run_id", "task_id", "map_index", "try_number", name="pstt_delivery_runs_try_uq"),
-    Index("pstt_delivery_runs_finished_idx", "finished_at"),
-    Index("pstt_delivery_runs_topic_idx", "topic", "finished_at"),
+    UniqueConstraint("dag_id", "run_id", "task_id", "map_index", "try_number", name="pstt_delivery_tries_try_uq"),
+    Index("pstt_delivery_tries_finished_idx", "finished_at"),
+    Index("pstt_delivery_tries_topic_idx", "topic", "finished_at"),
 )
 
 state_table = Table(
@@ -91,14 +98,10 @@ state_table = Table(
     Column("value", UtcDateTime, nullable=False),
 )
 
-_WATERMARK = "xcom_watermark"
+_TRIES_WATERMARK = "tries_watermark"
 _PURGED_BEFORE = "purged_before"
 _ready_engines: set[str] = set()
 _create_lock = threading.Lock()
-
-
-class MalformedSummaryError(ValueError):
-    """An XCom ``pstt_delivery`` value that is not a delivery summary of the documented format."""
 
 
 def utcnow() -> datetime:
@@ -126,42 +129,53 @@ def ensure_tables(engine: Engine) -> None:
         _ready_engines.add(key)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
+def tables_exist(engine: Engine) -> bool:
+    """Whether the pstt tables are there, without creating them (read paths never write)."""
+    return all(inspect(engine).has_table(table.name) for table in metadata.sorted_tables)
 
 
-def summary_row(xcom: Mapping[str, Any], value: Any, now: datetime) -> dict[str, Any]:
-    """One ``pstt_delivery_runs`` row from an XCom row's identity and its summary value."""
-    if isinstance(value, str):
-        value = json.loads(value)
-    if not isinstance(value, Mapping) or "topic" not in value:
-        raise MalformedSummaryError(f"XCom {XCOM_KEY} of {xcom['dag_id']}/{xcom['run_id']}/{xcom['task_id']}")
-    histogram = LatencyHistogram.from_dict(value.get("latency_histogram") or {})
+def summary_row(summary: DeliverySummary, now: datetime) -> dict[str, Any]:
+    """One ``pstt_delivery_tries`` row."""
     return {
-        "dag_id": xcom["dag_id"],
-        "run_id": xcom["run_id"],
-        "task_id": xcom["task_id"],
-        "map_index": xcom["map_index"],
-        "try_number": int(value.get("try_number") or 1),
-        "topic": str(value["topic"]),
-        "delivery": str(value.get("delivery") or "at_least_once"),
-        "state": str(value.get("state") or "success"),
-        "rows": int(value.get("rows") or 0),
-        "messages_sent": int(value.get("messages_sent") or 0),
-        "messages_failed": int(value.get("messages_failed") or 0),
-        "messages_skipped": int(value.get("messages_skipped") or 0),
-        "bytes": int(value.get("bytes") or 0),
-        "duration_s": float(value.get("duration_s") or 0.0),
-        "started_at": _parse_time(value.get("started_at")),
-        "finished_at": _parse_time(value.get("finished_at")) or xcom["timestamp"],
-        "latency_histogram": json.dumps(histogram.to_dict()),
-        "errors": json.dumps([str(error) for error in value.get("errors") or []]),
+        "dag_id": summary.dag_id,
+        "run_id": summary.run_id,
+        "task_id": summary.task_id,
+        "map_index": summary.map_index,
+        "try_number": summary.try_number,
+        "display_name": summary.display_name[:250],
+        "topic": summary.topic[:255],
+        "delivery": summary.delivery[:32],
+        "state": summary.state,
+        **{name: getattr(summary, name) for name in DeliverySummary.COUNTS},
+        "started_at": summary.started_at,
+        "finished_at": summary.finished_at,
+        "latency_histogram": json.dumps(summary.latency.to_dict()),
+        "errors": json.dumps(list(summary.errors)),
+        "parameters": json.dumps(summary.parameters, default=str),
+        "reported": summary.reported,
         "ingested_at": now,
     }
+
+
+def _summary(row: Mapping[str, Any]) -> DeliverySummary:
+    return DeliverySummary(
+        dag_id=row["dag_id"],
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        map_index=row["map_index"],
+        try_number=row["try_number"],
+        topic=row["topic"],
+        delivery=row["delivery"],
+        state=row["state"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        **{name: row[name] for name in DeliverySummary.COUNTS},
+        latency=LatencyHistogram.from_dict(json.loads(row["latency_histogram"])),
+        errors=tuple(json.loads(row["errors"])),
+        display_name=row["display_name"],
+        parameters=json.loads(row["parameters"]),
+        reported=bool(row["reported"]),
+    )
 
 
 def _state(session: Session, name: str) -> datetime | None:
@@ -190,44 +204,109 @@ def _set_state(session: Session, name: str, value: datetime) -> None:
     session.execute(statement)
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert the rows not stored yet (the unique try key decides), whatever other readers do meanwhile."""
-    if not rows:
-        return 0
-    statement = _insert(session)(runs_table)
-    if session.get_bind().dialect.name == "mysql":
-        return session.execute(statement.prefix_with("IGNORE"), rows).rowcount
-    statement = statement.on_conflict_do_nothing(
-        index_elements=["dag_id", "run_id", "task_id", "map_index", "try_number"]
-    )
-    return sum(session.execute(statement.values(row)).rowcount for row in rows)
+def _upsert(session: Session, rows: list[dict[str, Any]]) -> int:
+    """
+    Store the tries: a new try is inserted; a stored one is replaced only when it has no summary yet and the
+    new row has one (whatever other writers do meanwhile: the unique try key decides).
+    """
+    added = 0
+    dialect = session.get_bind().dialect.name
+    for row in rows:
+        statement = _insert(session)(tries_table).values(row)
+        if dialect == "mysql":
+            update = (
+                {name: statement.inserted[name] for name in row} if row["reported"] else {"id": tries_table.c.id}
+            )
+            statement = statement.on_duplicate_key_update(**update)
+        elif row["reported"]:
+            statement = statement.on_conflict_do_update(
+                index_elements=["dag_id", "run_id", "task_id", "map_index", "try_number"],
+                set_={name: statement.excluded[name] for name in row},
+                where=tries_table.c.reported.is_(False),
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(
+                index_elements=["dag_id", "run_id", "task_id", "map_index", "try_number"]
+            )
+        added += session.execute(statement).rowcount
+    return added
+
+
+def _take_summaries(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The summaries tasks left in Variables, deleted as they are read (they are copied in the same commit)."""
+    rows = []
+    variables = session.scalars(select(Variable).where(Variable.key.startswith(VARIABLE_PREFIX))).all()
+    for variable in variables:
+        try:
+            rows.append(summary_row(DeliverySummary.from_dict(json.loads(variable.val)), now))
+        except (ValueError, TypeError) as error:
+            log.warning("dropping Variable %s: not a pstt delivery summary (%s)", variable.key, error)
+        session.delete(variable)
+    return rows
+
+
+def _unreported_tries(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Tries of pstt operators Airflow saw end, which left no summary within :data:`SUMMARY_GRACE`."""
+    watermark = _state(session, _TRIES_WATERMARK)
+    columns = ("dag_id", "run_id", "task_id", "map_index", "try_number", "state", "start_date", "end_date")
+
+    def ended(model: Any) -> Any:
+        query = select(*(getattr(model, name) for name in columns)).where(
+            model.operator.in_(PSTT_OPERATORS),
+            model.state.in_(ENDED_STATES),
+            model.end_date.is_not(None),
+            model.end_date <= now - SUMMARY_GRACE,
+        )
+        if watermark is not None:
+            query = query.where(model.end_date >= watermark - WATERMARK_OVERLAP)
+        return query
+
+    found = session.execute(union_all(ended(TaskInstance), ended(TaskInstanceHistory))).mappings().all()
+    since = watermark - WATERMARK_OVERLAP - SUMMARY_GRACE if watermark else datetime.min.replace(tzinfo=UTC)
+    stored = {
+        tuple(row)
+        for row in session.execute(
+            select(
+                tries_table.c.dag_id,
+                tries_table.c.run_id,
+                tries_table.c.task_id,
+                tries_table.c.map_index,
+                tries_table.c.try_number,
+            ).where(tries_table.c.finished_at >= since)
+        )
+    }
+    rows = []
+    newest = watermark
+    for row in found:
+        newest = row["end_date"] if newest is None else max(newest, row["end_date"])
+        key = (row["dag_id"], row["run_id"], row["task_id"], row["map_index"], row["try_number"])
+        if key in stored:
+            continue
+        summary = DeliverySummary(
+            *key,
+            topic="",
+            delivery="",
+            state="success" if row["state"] == "success" else "failed",
+            started_at=row["start_date"] or row["end_date"],
+            finished_at=row["end_date"],
+            errors=(NO_SUMMARY,),
+            reported=False,
+        )
+        rows.append(summary_row(summary, now))
+    if newest is not None and newest != watermark:
+        _set_state(session, _TRIES_WATERMARK, newest)
+    return rows
 
 
 def ingest(session: Session) -> int:
-    """Copy new ``pstt_delivery`` XComs into ``pstt_delivery_runs``; returns how many runs were added."""
+    """Move the tasks' summaries into ``pstt_delivery_tries`` and record unreported tries; returns tries added."""
     ensure_tables(session.get_bind())
-    watermark = _state(session, _WATERMARK)
-    purged_before = _state(session, _PURGED_BEFORE)
-    query = select(
-        XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index, XComModel.timestamp, XComModel.value
-    ).where(XComModel.key == XCOM_KEY)
-    if watermark is not None:
-        query = query.where(XComModel.timestamp >= watermark - WATERMARK_OVERLAP)
     now = utcnow()
-    rows: list[dict[str, Any]] = []
-    newest = watermark
-    for xcom in session.execute(query.order_by(XComModel.timestamp)):
-        newest = xcom.timestamp if newest is None else max(newest, xcom.timestamp)
-        try:
-            row = summary_row(xcom._mapping, XComModel.deserialize_value(xcom), now)
-        except (MalformedSummaryError, ValueError, TypeError) as error:
-            log.warning("skipping a pstt_delivery XCom that is not a delivery summary: %s", error)
-            continue
-        if purged_before is None or row["finished_at"] >= purged_before:
-            rows.append(row)
-    added = _insert_new(session, rows)
-    if newest is not None and newest != watermark:
-        _set_state(session, _WATERMARK, newest)
+    purged_before = _state(session, _PURGED_BEFORE)
+    rows = [*_take_summaries(session, now), *_unreported_tries(session, now)]
+    if purged_before is not None:
+        rows = [row for row in rows if row["finished_at"] >= purged_before]
+    added = _upsert(session, rows)
     session.commit()
     return added
 
@@ -236,10 +315,10 @@ def cleanup(session: Session, days: int) -> int:
     """Delete the runs that finished more than ``days`` days ago; returns how many were deleted."""
     ensure_tables(session.get_bind())
     cutoff = utcnow() - timedelta(days=days)
-    old = runs_table.c.finished_at < cutoff
+    old = tries_table.c.finished_at < cutoff
     deleted = 0
     if session.scalar(select(exists().where(old))):
-        deleted = session.execute(delete(runs_table).where(old)).rowcount
+        deleted = session.execute(delete(tries_table).where(old)).rowcount
         purged_before = _state(session, _PURGED_BEFORE)
         if purged_before is None or cutoff > purged_before:
             _set_state(session, _PURGED_BEFORE, cutoff)
@@ -247,48 +326,31 @@ def cleanup(session: Session, days: int) -> int:
     return deleted
 
 
-def refresh(session: Session) -> None:
-    """What every reader does first: bring in new summaries, then apply the configured retention."""
-    ingest(session)
+def maintain(session: Session) -> int:
+    """The writer's round: bring in new summaries and unreported tries, then apply the configured retention."""
+    added = ingest(session)
     cleanup(session, retention_days())
+    return added
 
 
-def _run(row: Mapping[str, Any]) -> DeliveryRun:
-    return DeliveryRun(
-        dag_id=row["dag_id"],
-        run_id=row["run_id"],
-        task_id=row["task_id"],
-        map_index=row["map_index"],
-        try_number=row["try_number"],
-        topic=row["topic"],
-        state=row["state"],
-        rows=row["rows"],
-        messages_sent=row["messages_sent"],
-        messages_failed=row["messages_failed"],
-        messages_skipped=row["messages_skipped"],
-        bytes=row["bytes"],
-        duration_s=row["duration_s"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        latency=LatencyHistogram.from_dict(json.loads(row["latency_histogram"])),
-        errors=tuple(json.loads(row["errors"])),
-    )
-
-
-def runs(
+def tries(
     session: Session,
     *,
     since: datetime | None = None,
     topic: str | None = None,
+    dag_id: str | None = None,
     limit: int | None = None,
-) -> list[DeliveryRun]:
-    """Stored runs, newest first, optionally since a time, of one topic, at most ``limit``."""
-    ensure_tables(session.get_bind())
-    query = select(runs_table).order_by(runs_table.c.finished_at.desc(), runs_table.c.id.desc())
+) -> list[DeliverySummary]:
+    """Stored tries, newest first, optionally since a time, of one topic or DAG, at most ``limit``."""
+    if not tables_exist(session.get_bind()):
+        return []
+    query = select(tries_table).order_by(tries_table.c.finished_at.desc(), tries_table.c.id.desc())
     if since is not None:
-        query = query.where(runs_table.c.finished_at >= since)
+        query = query.where(tries_table.c.finished_at >= since)
     if topic is not None:
-        query = query.where(runs_table.c.topic == topic)
+        query = query.where(tries_table.c.topic == topic)
+    if dag_id is not None:
+        query = query.where(tries_table.c.dag_id == dag_id)
     if limit is not None:
         query = query.limit(limit)
-    return [_run(row) for row in session.execute(query).mappings()]
+    return [_summary(row) for row in session.execute(query).mappings()]

@@ -34,7 +34,6 @@ and a run that already committed publishes nothing again unless ``force=True``.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,11 +44,12 @@ from typing import Any, ClassVar, Literal
 from airflow.sdk import BaseHook, BaseOperator
 from confluent_kafka import KafkaException, Producer
 
-from pstt_provider.delivery import BulkSender, DeliveryError, DeliveryTracker, ProgressLog, result_counts
+from pstt_provider.delivery import BulkSender, DeliveryError, DeliveryTracker, ProgressLog
 from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
 from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
 from pstt_provider.serialization import RowEncoder, build_metadata, key_text
 from pstt_provider.streaming import paramstyle_of, stream_query
+from pstt_provider.summary import MAX_ERRORS, XCOM_KEY, DeliverySummary
 from pstt_provider.transactions import (
     DEFAULT_MARKER_TOPIC,
     DEFAULT_TRANSACTION_TIMEOUT_MS,
@@ -65,8 +65,6 @@ NullKeyPolicy = Literal["fail", "null", "skip"]
 DELIVERY_MODES: tuple[str, ...] = ("at_least_once", "exactly_once")
 NULL_KEY_POLICIES: tuple[str, ...] = ("fail", "null", "skip")
 DEFAULT_BATCH_SIZE = 5000
-XCOM_KEY = "pstt_delivery"
-MAX_ERRORS_REPORTED = 5
 FAILURE_FLUSH_S = 10.0
 _TEXT_KEYS = {str}
 
@@ -86,7 +84,8 @@ class _RunState:
     rows: int = 0
     skipped: int = 0
     sender: BulkSender | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    already_published: dict[str, Any] | None = None
 
 
 class SqlToKafkaOperator(BaseOperator):
@@ -98,8 +97,10 @@ class SqlToKafkaOperator(BaseOperator):
     through tuned ``arraysize``/``prefetchrows``, anything else through ``fetchmany(batch_size)``.
     Query parameters are always bind variables in the driver's paramstyle.
 
-    Returns (and pushes under the XCom key ``pstt_delivery``, also on failure) the delivery result:
-    rows, messages_sent/failed/skipped/dead_lettered, bytes, latency, duration, state and first errors.
+    Returns (and pushes under the XCom key ``pstt_delivery``, also on failure) the try's
+    :class:`~pstt_provider.summary.DeliverySummary` as a dict: rows, messages sent/failed/skipped/
+    dead-lettered/aborted, bytes, latency, duration, state, parameters and first errors. The same summary
+    is left in an Airflow Variable for the metrics, which outlives the XCom Airflow clears on a retry.
     """
 
     template_fields: Sequence[str] = ("sql", "parameters", "topic")
@@ -212,70 +213,89 @@ class SqlToKafkaOperator(BaseOperator):
     # ------------------------------------------------------------- execution
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        ti = context["ti"]
         started_at = dt.datetime.now(dt.UTC)
-        started = time.monotonic()
         state = _RunState()
         try:
             self._publish(context, state, started_at)
         except BaseException as err:
-            result = self._result(ti, state, started_at, started, "failed", f"{type(err).__name__}: {err}")
-            ti.xcom_push(key=XCOM_KEY, value=result)
+            self._report(context, self._summary(context, state, started_at, f"{type(err).__name__}: {err}"))
             raise
-        result = self._result(ti, state, started_at, started, "success", None)
-        ti.xcom_push(key=XCOM_KEY, value=result)
+        summary = self._summary(context, state, started_at, None)
+        result = self._report(context, summary)
         self.log.info(
             "Published %d of %d rows to %s in %.1f s (%d skipped, %d dead-lettered), latency p99 %.1f ms",
-            result["messages_sent"],
-            result["rows"],
+            summary.messages_sent,
+            summary.rows,
             self.topic,
-            result["duration_s"],
-            result["messages_skipped"],
-            result["messages_dead_lettered"],
+            summary.duration_s,
+            summary.messages_skipped,
+            summary.messages_dead_lettered,
             result["latency_ms"]["p99"],
         )
         return result
 
-    def _result(
-        self,
-        ti: Any,
-        state: _RunState,
-        started_at: dt.datetime,
-        started: float,
-        outcome: str,
-        error: str | None,
-    ) -> dict[str, Any]:
+    def _summary(
+        self, context: Mapping[str, Any], state: _RunState, started_at: dt.datetime, error: str | None
+    ) -> DeliverySummary:
+        ti = context["ti"]
         tracker = state.sender.tracker if state.sender is not None else DeliveryTracker()
-        counts = result_counts(tracker)
-        if self.delivery == "exactly_once" and outcome == "failed":
+        sent, aborted = tracker.acked, 0
+        if self.delivery == "exactly_once" and error is not None:
             # The transaction was aborted: what the broker acknowledged is invisible to read_committed consumers.
-            counts["messages_aborted"] = counts["messages_sent"]
-            counts["messages_sent"] = 0
+            sent, aborted = 0, tracker.acked
         errors = list(tracker.errors)
         if error and error not in errors:
             errors.insert(0, error)
-        return {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "try_number": ti.try_number,
-            "topic": self.topic,
-            "delivery": self.delivery,
-            "rows": tracker.rows + state.skipped,
-            **counts,
-            "messages_skipped": state.skipped,
-            "duration_s": round(time.monotonic() - started, 3),
-            "started_at": started_at.isoformat(),
-            "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-            "state": outcome,
-            "errors": errors[:MAX_ERRORS_REPORTED],
-            **state.extra,
-        }
+        dag = context.get("dag")
+        return DeliverySummary(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=getattr(ti, "map_index", -1),
+            try_number=ti.try_number,
+            topic=self.topic,
+            delivery=self.delivery,
+            state="failed" if error is not None else "success",
+            started_at=started_at,
+            finished_at=dt.datetime.now(dt.UTC),
+            rows=tracker.rows + state.skipped,
+            messages_sent=sent,
+            messages_failed=tracker.failed + tracker.dead_letter_failed,
+            messages_skipped=state.skipped,
+            messages_dead_lettered=tracker.dead_lettered,
+            messages_aborted=aborted,
+            bytes=tracker.bytes,
+            latency=tracker.latency,
+            errors=tuple(errors[:MAX_ERRORS]),
+            display_name=getattr(dag, "dag_display_name", None) or ti.dag_id,
+            parameters=dict(state.parameters),
+            already_published=state.already_published,
+        )
+
+    def _report(self, context: Mapping[str, Any], summary: DeliverySummary) -> dict[str, Any]:
+        """
+        The try's summary as its XCom (Airflow's result, read by the e-mail) and as an Airflow Variable, the
+        durable copy: Airflow clears a task's XComs when its next try starts, a Variable it keeps until the
+        metrics writer has moved it into the pstt table.
+        """
+        result = summary.to_dict()
+        context["ti"].xcom_push(key=XCOM_KEY, value=result)
+        try:
+            from airflow.sdk import Variable
+
+            Variable.set(summary.variable_key, summary.to_json(), description=f"pstt try of {summary.dag_id}")
+        except Exception as err:  # outside a task runner (tests calling execute) there is no API to write to
+            self.log.warning("Could not keep this try's delivery summary for the metrics (%s)", err)
+        return result
 
     def _publish(self, context: Mapping[str, Any], state: _RunState, started_at: dt.datetime) -> None:
         ti = context["ti"]
         query = self._query()
         values = self._bind_values(query)
+        state.parameters = values
+        self.log.info(
+            "Running %s with %s", query.source, ", ".join(f"{k}={v!r}" for k, v in values.items()) or "no parameters"
+        )
         kafka = PsttKafkaHook(self.kafka_config_id)
         exactly_once = self.delivery == "exactly_once"
         txn_id = transactional_id(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
@@ -310,7 +330,7 @@ class SqlToKafkaOperator(BaseOperator):
                     marker.get("committed_at"),
                     self.run_marker_topic,
                 )
-                state.extra["already_published"] = marker
+                state.already_published = marker
                 return
             producer.begin_transaction()
             clock = TransactionClock(int(overrides["transaction.timeout.ms"]))

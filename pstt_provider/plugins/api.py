@@ -1,6 +1,6 @@
 """
-The ``/pstt`` FastAPI app mounted into the Airflow API server: the seed's /api/kafka/* endpoints and the
-dashboard.
+The ``/pstt`` FastAPI app mounted into the Airflow API server: the seed's /api/kafka/* endpoints, the daily
+health check (``/api/health``, the report of ``pstt health --json``) and the dashboard.
 
 Airflow does not authenticate plugin apps, so every route declares its own dependency from Airflow's
 security module (fail closed: no route without one). Reads need read access to DAG runs; cleanup needs
@@ -9,19 +9,26 @@ the right to delete DAG runs; /test and /send need write access to the named Kaf
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.configuration import conf
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from pstt_provider import health as daily_check
 from pstt_provider.metrics import aggregate, kafka_health, prometheus, store
+from pstt_provider.summary import DeliverySummary
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -30,6 +37,8 @@ STATIC_FILES = {
     "chart.umd.min.js": "text/javascript",
 }
 
+log = logging.getLogger(__name__)
+DEFAULT_MAINTENANCE_INTERVAL_S = 30.0
 CanReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 CanDeleteRuns = Depends(requires_access_dag("DELETE", DagAccessEntity.RUN))
 
@@ -53,12 +62,46 @@ def _now() -> datetime:
     return store.utcnow()
 
 
-def _refreshed_runs(**filters: Any) -> list[aggregate.DeliveryRun]:
+def _tries(**filters: Any) -> list[DeliverySummary]:
+    """Stored tries; reading never writes (the background task in :func:`maintenance` is the writer)."""
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        store.refresh(session)
-        return store.runs(session, **filters)
+        return store.tries(session, **filters)
+
+
+def _tries_for_people(**filters: Any) -> list[dict[str, Any]]:
+    """Stored tries as JSON, each with its job's display name (the summary's, else the DAG's in Airflow)."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tries = store.tries(session, **filters)
+        names = daily_check.dag_display_names(session, {item.dag_id for item in tries if not item.display_name})
+    return [
+        {**item.to_dict(), "display_name": item.display_name or names.get(item.dag_id) or item.dag_id} for item in tries
+    ]
+
+
+def _jobs() -> list[dict[str, str]]:
+    """Every DAG with stored tries and its display name, for the dashboard's job filter (reads only)."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    table = store.tries_table
+    with create_session() as session:
+        if not store.tables_exist(session.get_bind()):
+            return []
+        rows = session.execute(select(table.c.dag_id, func.max(table.c.display_name)).group_by(table.c.dag_id)).all()
+        names = daily_check.dag_display_names(session, [dag_id for dag_id, name in rows if not name])
+    jobs = [{"dag_id": dag_id, "display_name": name or names.get(dag_id) or dag_id} for dag_id, name in rows]
+    return sorted(jobs, key=lambda job: (job["display_name"].casefold(), job["dag_id"]))
+
+
+def _timezone_name() -> str:
+    """Airflow's ``[core] default_timezone``, by its IANA name, which the dashboard shows its times in."""
+    from airflow import settings
+
+    return getattr(settings.TIMEZONE, "name", None) or str(settings.TIMEZONE)
 
 
 def _authorize_connection_write(user: Any, conn_id: str) -> None:
@@ -89,8 +132,41 @@ def _health_payload() -> dict[str, Any]:
     }
 
 
+def maintenance_interval_s() -> float:
+    return conf.getfloat("pstt", "maintenance_interval_s", fallback=DEFAULT_MAINTENANCE_INTERVAL_S)
+
+
+async def _maintain_forever(interval_s: float) -> None:
+    """The metrics writer: every ``interval_s``, bring tries' summaries in and apply retention."""
+    from airflow.utils.session import create_session
+
+    def one_round() -> None:
+        with create_session() as session:
+            store.maintain(session)
+
+    while True:
+        try:
+            await asyncio.to_thread(one_round)
+        except Exception:  # a database hiccup must not end the writer; the next round retries
+            log.exception("pstt metrics maintenance failed; retrying in %.0f s", interval_s)
+        await asyncio.sleep(interval_s)
+
+
+@asynccontextmanager
+async def maintenance(app: FastAPI) -> AsyncIterator[None]:
+    """The API server's background task that is the only writer of the pstt tables (reads never write)."""
+    task = asyncio.create_task(_maintain_forever(maintenance_interval_s()))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=maintenance,
         title="pstt",
         description="PSTT Kafka delivery metrics and health",
         docs_url=None,
@@ -116,6 +192,11 @@ def create_app() -> FastAPI:
         if name not in STATIC_FILES:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name!r}")
         return FileResponse(STATIC / name, media_type=STATIC_FILES[name])
+
+    @app.get("/api/health", dependencies=[CanReadRuns])
+    def daily_health() -> dict[str, Any]:
+        """The same report as ``pstt health --json``: status, checks, metrics, failures, connections."""
+        return daily_check.report()
 
     @app.get("/api/kafka/health", dependencies=[CanReadRuns])
     def health() -> dict[str, Any]:
@@ -168,21 +249,30 @@ def create_app() -> FastAPI:
         from airflow import settings
 
         since = aggregate.period_start(period, _now(), settings.TIMEZONE)
-        return aggregate.summary(_refreshed_runs(since=since), period, since)
+        return {**aggregate.summary(_tries(since=since), period, since), "timezone": _timezone_name()}
 
     @app.get("/api/kafka/metrics/hourly", dependencies=[CanReadRuns])
     def hourly(hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24) -> list[dict[str, Any]]:
         now = _now()
         since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-        return aggregate.hourly(_refreshed_runs(since=since), hours, now)
+        return aggregate.hourly(_tries(since=since), hours, now)
 
     @app.get("/api/kafka/metrics/topic/{topic}", dependencies=[CanReadRuns])
     def topic(topic: str, limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict[str, Any]:
-        return aggregate.topic_report(topic, _refreshed_runs(topic=topic, limit=limit))
+        return aggregate.topic_report(topic, _tries(topic=topic, limit=limit))
 
     @app.get("/api/kafka/metrics/runs", dependencies=[CanReadRuns])
-    def recent_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
-        return [run.as_dict() for run in _refreshed_runs(limit=limit)]
+    def recent_runs(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+        dag_id: Annotated[str | None, Query(min_length=1, max_length=250)] = None,
+    ) -> list[dict[str, Any]]:
+        """The most recent tries (of one DAG with ``dag_id``), newest first, with their jobs' display names."""
+        return _tries_for_people(limit=limit, dag_id=dag_id)
+
+    @app.get("/api/kafka/metrics/jobs", dependencies=[CanReadRuns])
+    def jobs() -> list[dict[str, str]]:
+        """The DAGs that have stored tries, with their display names (the dashboard's job filter)."""
+        return _jobs()
 
     @app.post("/api/kafka/metrics/cleanup", dependencies=[CanDeleteRuns])
     def cleanup(days: Annotated[int | None, Query(ge=0)] = None) -> dict[str, Any]:
@@ -198,7 +288,7 @@ def create_app() -> FastAPI:
     def prometheus_metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        body = prometheus.exposition(_refreshed_runs, kafka_health.check_all)
+        body = prometheus.exposition(_tries, kafka_health.check_all)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -9,30 +9,29 @@ from airflow.plugins_manager import AirflowPlugin
 URL_PREFIX = "/pstt"
 
 
-class DeferredApp:
+class _LazyFastApiApps:
     """
-    ASGI app that builds the real FastAPI app on its first request.
+    The plugin's ``fastapi_apps``, built when the API server asks for them.
 
-    Every Airflow process loads plugins (task processes too, for macros) but only the API server serves
-    them: importing FastAPI and Airflow's API security module here would slow down every task start.
+    Every Airflow process loads plugins (task processes too, for macros) but only the API server mounts
+    their apps: importing FastAPI and Airflow's API security module at plugin load would slow down every
+    task start. The app is a real FastAPI instance so that the API server runs its lifespan, which starts
+    the metrics writer (see ``pstt_provider.plugins.api``).
     """
 
-    def __init__(self) -> None:
-        self._app: Any = None
+    _apps: list[dict[str, Any]] | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if self._app is None:
+    def __get__(self, instance: Any, owner: Any) -> list[dict[str, Any]]:
+        if _LazyFastApiApps._apps is None:
             from pstt_provider.plugins.api import create_app
 
-            self._app = create_app()
-        await self._app(scope, receive, send)
+            _LazyFastApiApps._apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "PSTT Kafka metrics"}]
+        return _LazyFastApiApps._apps
 
 
 class PsttPlugin(AirflowPlugin):
     name = "pstt"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
-        {"app": DeferredApp(), "url_prefix": URL_PREFIX, "name": "PSTT Kafka metrics"}
-    ]
+    fastapi_apps = _LazyFastApiApps()  # type: ignore[assignment]
     external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "PSTT Kafka",

@@ -1,9 +1,13 @@
 """
 A real ``airflow api-server`` for the plugin and dashboard tests, on an Airflow home of its own (so other
 tests' runs never mix into the totals): migrated SQLite DB, a free 127.0.0.1 port, SimpleAuthManager
-users admin (Admin) and viewer (Viewer) with known passwords. It can be restarted to prove the metrics
-survive. Real DAG runs for it are made with ``dag.test()`` in a child process on the same home
-(``python pstt_api_server.py run-dags HOME DAG_ID...``).
+users admin (Admin) and viewer (Viewer) with known passwords, and the metrics writer (the server's background
+task) every second. It can be restarted to prove the metrics survive. Real DAG runs for it are made with
+``dag.test()`` in a child process on the same home (``python pstt_api_server.py run-dags HOME DAG_ID...``).
+
+Tries' summaries reach the store as a real operator leaves them: Airflow Variables ``pstt_try_<digest>``
+holding DeliverySummary JSON, which the writer moves into ``pstt_delivery_tries``. Variables are written in a
+child process on the home (``seed``), as the home's Fernet key encrypts them.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from pstt_provider.summary import VARIABLE_PREFIX, DeliverySummary
 
 USERS = {"admin": "admin-pw", "viewer": "viewer-pw"}
 JWT_SECRET = "pstt-test-jwt-secret-not-for-production"
+MAINTENANCE_INTERVAL_S = 1
 
 
 def free_port() -> int:
@@ -77,7 +85,7 @@ def _run_dags_here(home: Path, dag_ids: list[str]) -> None:
 
 
 class ApiServer:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, **extra_env: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -94,6 +102,8 @@ class ApiServer:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET,
             "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__PSTT__MAINTENANCE_INTERVAL_S": str(MAINTENANCE_INTERVAL_S),
+            **extra_env,
         }
 
     def start(self) -> None:
@@ -144,6 +154,7 @@ class ApiServer:
 
 SOURCE_CONN_ID = "pstt_metrics_sqlite"
 OK_DAG, FAILING_DAG = "pstt_metrics_ok", "pstt_metrics_unacknowledged"
+DISPLAY_NAMES = {OK_DAG: "Metrics: all delivered", FAILING_DAG: "Metrics: refused by the broker"}
 # Topic B takes at most 2000-byte batches, while its producer is told it may send 1 MB messages: the
 # broker refuses every 8 KiB row (the operator would otherwise fit its limits to the topic and fail early).
 UNWRITABLE_TOPIC_CONFIG = {"max.message.bytes": "2000"}
@@ -153,12 +164,12 @@ from airflow.sdk import DAG
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
-with DAG("{ok_dag}", schedule=None):
+with DAG("{ok_dag}", schedule=None, dag_display_name="{ok_name}"):
     SqlToKafkaOperator(
         task_id="publish", conn_id="{conn}", topic="{topic_a}", message_key_field="ID",
         sql="{rows_a}SELECT n AS ID, 'row ' || n AS TEXT FROM c",
     )
-with DAG("{failing_dag}", schedule=None):
+with DAG("{failing_dag}", schedule=None, dag_display_name="{failing_name}"):
     SqlToKafkaOperator(
         task_id="publish", conn_id="{conn}", topic="{topic_b}", message_key_field="ID",
         sql="{rows_b}SELECT n AS ID, hex(randomblob(4000)) AS PAYLOAD FROM c",
@@ -173,7 +184,7 @@ class Delivered:
 
     topic_a: str
     topic_b: str
-    summaries: dict[str, dict[str, Any]]  # dag_id -> the operator's own pstt_delivery XCom
+    summaries: dict[str, dict[str, Any]]  # dag_id -> the try's DeliverySummary.to_dict(), as the operator left it
 
 
 def deliver_two_runs(home: Path, topic_a: str, topic_b: str, rows_a: int = 25, rows_b: int = 5) -> Delivered:
@@ -188,6 +199,8 @@ def deliver_two_runs(home: Path, topic_a: str, topic_b: str, rows_a: int = 25, r
         DAGS.format(
             ok_dag=OK_DAG,
             failing_dag=FAILING_DAG,
+            ok_name=DISPLAY_NAMES[OK_DAG],
+            failing_name=DISPLAY_NAMES[FAILING_DAG],
             conn=SOURCE_CONN_ID,
             topic_a=topic_a,
             topic_b=topic_b,
@@ -197,22 +210,101 @@ def deliver_two_runs(home: Path, topic_a: str, topic_b: str, rows_a: int = 25, r
     )
     states = run_dags(home, OK_DAG, FAILING_DAG)
     assert states == {OK_DAG: "success", FAILING_DAG: "failed"}, states
-    return Delivered(topic_a, topic_b, xcom_summaries(home))
+    summaries = left_summaries(home)
+    assert set(summaries) == {OK_DAG, FAILING_DAG}, summaries
+    return Delivered(topic_a, topic_b, summaries)
 
 
 def metadata_engine(home: Path) -> Engine:
     return create_engine(f"sqlite:///{home}/airflow.db")
 
 
-def xcom_summaries(home: Path) -> dict[str, dict[str, Any]]:
-    from airflow.models.xcom import XComModel
+def _child(home: Path, command: str, stdin: str = "") -> str:
+    result = subprocess.run(
+        [sys.executable, __file__, command, str(home)],
+        env=airflow_env(home),
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
+
+def left_summaries(home: Path) -> dict[str, dict[str, Any]]:
+    """
+    dag_id -> the summary its try left in a ``pstt_try_`` Variable (not yet moved into the store).
+    """
+    return json.loads(_child(home, "left-summaries"))
+
+
+def seed(home: Path, summaries: list[DeliverySummary], *, ingest: bool = True) -> None:
+    """Leave the summaries in Variables as the operator does, then (``ingest``) run the writer's store.ingest."""
+    payload = json.dumps({"ingest": ingest, "summaries": [summary.to_dict() for summary in summaries]})
+    _child(home, "seed", payload)
+
+
+def summary_variables(home: Path) -> list[str]:
+    """Keys of the summaries still waiting in Variables."""
     with metadata_engine(home).connect() as connection:
-        rows = connection.execute(
-            select(XComModel.dag_id, XComModel.value).where(XComModel.key == "pstt_delivery")
-        ).all()
-    return {dag_id: value if isinstance(value, dict) else json.loads(value) for dag_id, value in rows}
+        return list(
+            connection.execute(
+                text("SELECT key FROM variable WHERE key LIKE :prefix"), {"prefix": f"{VARIABLE_PREFIX}%"}
+            )
+            .scalars()
+            .all()
+        )
 
 
-if __name__ == "__main__" and sys.argv[1] == "run-dags":
-    _run_dags_here(Path(sys.argv[2]), sys.argv[3:])
+def stored_tries(home: Path, **filters: Any) -> list[DeliverySummary]:
+    """What the store holds (read as the API reads it)."""
+    from pstt_provider.metrics import store
+
+    with Session(metadata_engine(home)) as session:
+        return store.tries(session, **filters)
+
+
+def wait_for_tries(client: httpx.Client, count: int, period: str = "24h", timeout_s: float = 60) -> dict[str, Any]:
+    """The summary once the server's background writer has stored ``count`` tries of the period."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        summary = client.get("/pstt/api/kafka/metrics/summary", params={"period": period}).json()
+        if summary["runs"] == count or time.monotonic() > deadline:
+            return summary
+        time.sleep(0.5)
+
+
+def _left_summaries_here() -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        waiting = {variable.key: variable.val for variable in session.scalars(select(Variable))}
+    left = [
+        DeliverySummary.from_dict(json.loads(val)) for key, val in waiting.items() if key.startswith(VARIABLE_PREFIX)
+    ]
+    print(json.dumps({summary.dag_id: summary.to_dict() for summary in left}))
+
+
+def _seed_here(payload: dict[str, Any]) -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from pstt_provider.metrics import store
+
+    for value in payload["summaries"]:
+        summary = DeliverySummary.from_dict(value)
+        Variable.set(summary.variable_key, summary.to_json())
+    if payload["ingest"]:
+        with create_session() as session:
+            store.ingest(session)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run-dags":
+        _run_dags_here(Path(sys.argv[2]), sys.argv[3:])
+    elif sys.argv[1] == "left-summaries":
+        _left_summaries_here()
+    elif sys.argv[1] == "seed":
+        _seed_here(json.load(sys.stdin))

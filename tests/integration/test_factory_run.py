@@ -121,22 +121,31 @@ def test_a_run_publishes_the_rows_of_the_day_before(
     assert inbox.messages == []
 
 
-def test_a_failing_run_sends_one_email_naming_dag_run_and_error(
-    airflow_db: Path, job_folder: Path, topic: str, inbox: Inbox
+def test_a_failing_run_sends_one_email_naming_job_parameters_counts_and_error(
+    airflow_db: Path, job_folder: Path, topic: str, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.pstt.example:8080")
     (job_folder.parent / "queries" / "E2E-001--Traces.sql").write_text(QUERY.replace("FROM TRACES", "FROM NO_SUCH"))
-    dag_id = write_spec(job_folder, "e2e_fail", topic)
+    dag_id = write_spec(job_folder, "e2e_fail", topic, timezone="Europe/Rome")
 
     run = run_dag(dag_id)
 
     assert run.state == "failed"
     [(recipients, message)] = inbox.messages
     assert recipients == ["ops@example.com", "dev@example.com"]
-    body = message.get_payload(0).get_payload(decode=True).decode() if message.is_multipart() else message.get_payload()
-    text = f"{message['Subject']}\n{body}"
-    assert dag_id in message["Subject"]
-    assert run.run_id in text
-    assert "no such table: NO_SUCH" in text
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = (part.get_payload(decode=True).decode() for part in message.get_payload())
+    assert [part.get_content_type() for part in message.get_payload()] == ["text/plain", "text/html"]
+    assert message["Subject"] == f"[PSTT] FAILED E2E e2e_fail ({dag_id}) - 2026-01-20 03:00:00 CET"
+    for body in (text, html):
+        assert "E2E e2e_fail" in body
+        assert run.run_id in body
+        assert "DATA=2026-01-19" in body
+        assert "0 read; messages 0 sent, 0 failed" in body
+        assert "no such table: NO_SUCH" in body
+    [link] = [line.removeprefix("Log: ") for line in text.splitlines() if line.startswith("Log: ")]
+    assert link.startswith("http://airflow.pstt.example:8080/")
+    assert 'href="http://airflow.pstt.example:8080/' in html
 
 
 def test_jinja_in_email_fields_never_reaches_the_smtp_server(

@@ -1,10 +1,12 @@
 """
 The /pstt API against a real Airflow API server, fed by two real DAG runs of the real operator: 25 rows
-delivered to topic A, and 5 rows the broker refuses on topic B (larger than its max.message.bytes).
+delivered to topic A, and 5 rows the broker refuses on topic B (larger than its max.message.bytes). Their
+summaries wait in Airflow Variables until the server's background writer moves them into the store.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,7 +15,9 @@ import pytest
 from conftest import consume_all, new_topic
 from prometheus_client.parser import text_string_to_metric_families
 from pstt_api_server import (
+    DISPLAY_NAMES,
     FAILING_DAG,
+    MAINTENANCE_INTERVAL_S,
     OK_DAG,
     UNWRITABLE_TOPIC_CONFIG,
     ApiServer,
@@ -21,11 +25,15 @@ from pstt_api_server import (
     deliver_two_runs,
     metadata_engine,
     migrate,
+    seed,
+    summary_variables,
+    wait_for_tries,
 )
 from sqlalchemy import delete
 
 from pstt_provider.latency import LatencyHistogram
 from pstt_provider.metrics import store
+from pstt_provider.summary import DeliverySummary
 
 READ_ENDPOINTS = [
     "/pstt/",
@@ -35,7 +43,10 @@ READ_ENDPOINTS = [
     "/pstt/api/kafka/metrics/hourly?hours=24",
     "/pstt/api/kafka/metrics/topic/anything?limit=5",
     "/pstt/api/kafka/metrics/runs?limit=5",
+    "/pstt/api/kafka/metrics/runs?limit=5&dag_id=pstt_metrics_ok",
+    "/pstt/api/kafka/metrics/jobs",
     "/pstt/api/kafka/metrics/prometheus",
+    "/pstt/api/health",
 ]
 WRITE_ENDPOINTS = [
     ("/pstt/api/kafka/test", {"connection_id": "kafka_default"}),
@@ -97,7 +108,7 @@ def _assert_reports_match_the_runs(client: httpx.Client, delivered: Delivered) -
     assert (ok["messages_sent"], ok["messages_failed"], ok["bytes"] > 0) == (25, 0, True)
     assert (failing["messages_sent"], failing["messages_failed"], failing["bytes"]) == (0, 5, 0)
 
-    summary = client.get("/pstt/api/kafka/metrics/summary", params={"period": "24h"}).json()
+    summary = wait_for_tries(client, 2)
     assert summary["period"] == "24h"
     assert _subset(summary, _expected([ok, failing])) == _expected([ok, failing])
     assert summary["success_rate"] == pytest.approx(100 * 25 / 30, abs=0.001)
@@ -124,6 +135,8 @@ def _assert_reports_match_the_runs(client: httpx.Client, delivered: Delivered) -
 def test_summary_hourly_and_topic_report_the_real_runs_and_survive_a_restart(server, delivered, home):
     with server.client("admin") as client:
         before = _assert_reports_match_the_runs(client, delivered)
+    # The writer moved the summaries out of their Variables (in the same commit as it stored them).
+    assert summary_variables(home) == []
 
     server.restart()
     # Airflow clears a failed try's XComs when the task is retried: the stored run must not depend on them.
@@ -184,6 +197,33 @@ def test_test_and_send_reach_only_configured_kafka_connections(admin, kafka_boot
     assert (record.key, record.value) == (b"k1", b'{"test": "rotation"}')
 
 
+def test_recent_tries_name_their_jobs_and_filter_by_dag(admin, delivered):
+    wait_for_tries(admin, 2)
+    tries = admin.get("/pstt/api/kafka/metrics/runs", params={"limit": 10}).json()
+    assert {item["dag_id"]: item["display_name"] for item in tries} == DISPLAY_NAMES  # from the DAGs in Airflow
+    [failing] = admin.get("/pstt/api/kafka/metrics/runs", params={"dag_id": FAILING_DAG}).json()
+    assert (failing["state"], failing["try_number"], failing["messages_failed"]) == ("failed", 1, 5)
+    assert "too large" in failing["errors"][0]
+    assert admin.get("/pstt/api/kafka/metrics/runs", params={"dag_id": "no_such_dag"}).json() == []
+    jobs = admin.get("/pstt/api/kafka/metrics/jobs").json()
+    assert jobs == sorted(
+        ({"dag_id": dag_id, "display_name": name} for dag_id, name in DISPLAY_NAMES.items()),
+        key=lambda job: job["display_name"].casefold(),
+    )
+
+
+def test_the_daily_health_check_names_the_failed_try(admin, delivered):
+    wait_for_tries(admin, 2)
+    report = admin.get("/pstt/api/health").json()
+    levels = {check["name"]: check["level"] for check in report["checks"]}
+    assert (report["status"], levels["success rate"], levels["failed runs"]) == ("critical", "critical", "warning")
+    assert (report["metrics"]["runs"], report["metrics"]["failed_runs"]) == (2, 1)
+    [failure] = report["failures"]
+    assert failure["dag_id"] == FAILING_DAG and failure["display_name"] == DISPLAY_NAMES[FAILING_DAG]
+    assert failure["try_number"] == 1 and "too large" in failure["error"]
+    assert failure["run_id"] == delivered.summaries[FAILING_DAG]["run_id"]
+
+
 def test_health_reports_each_kafka_connection(admin):
     health = admin.get("/pstt/api/kafka/health").json()
     assert health["status"] == "healthy" and health["connected"] is True
@@ -208,21 +248,25 @@ def test_prometheus_exposes_counters_latency_histogram_and_connection_up(admin, 
 
 
 def test_cleanup_removes_only_runs_older_than_n_days_and_they_stay_gone(admin, home, delivered):
-    old = {
-        **store.summary_row(
-            {"dag_id": "old_dag", "run_id": "old_run", "task_id": "publish", "map_index": -1, "timestamp": None},
-            {"topic": "old-topic", "messages_sent": 7, "state": "success"},
-            store.utcnow(),
-        ),
-        "finished_at": store.utcnow() - timedelta(days=10),
-    }
+    wait_for_tries(admin, 2, period="30d")
+    finished = store.utcnow() - timedelta(days=10)
+    old = DeliverySummary(
+        "old_dag", "old_run", "publish", -1, 1, "old-topic", "at_least_once", "success", finished, finished
+    )
     with metadata_engine(home).begin() as connection:
-        connection.execute(store.runs_table.insert().values(old))
+        connection.execute(store.tries_table.insert().values(store.summary_row(old, store.utcnow())))
 
     assert admin.post("/pstt/api/kafka/metrics/cleanup", params={"days": 7}).json()["deleted_runs"] == 1
     assert admin.get("/pstt/api/kafka/metrics/summary", params={"period": "30d"}).json()["runs"] == 2
 
-    # The successful run's XCom is still in Airflow's table: cleaned runs must not be ingested again.
     assert admin.post("/pstt/api/kafka/metrics/cleanup", params={"days": 0}).json()["deleted_runs"] == 2
+    # Cleaned tries must not come back: not from their summaries arriving again (a late Variable), nor as
+    # unreported tries from Airflow's task_instance table, whatever the writer's next rounds find.
+    seed(home, [DeliverySummary.from_dict(summary) for summary in delivered.summaries.values()], ingest=False)
+    deadline = time.monotonic() + 30
+    while summary_variables(home) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert summary_variables(home) == []
+    time.sleep(3 * MAINTENANCE_INTERVAL_S)
     assert admin.get("/pstt/api/kafka/metrics/summary", params={"period": "30d"}).json()["runs"] == 0
     assert admin.get(f"/pstt/api/kafka/metrics/topic/{delivered.topic_a}").json()["recent_runs"] == []

@@ -1,38 +1,40 @@
-"""Prometheus exposition of stored runs (pure: the loaders are plain functions)."""
+"""Prometheus exposition of stored tries (pure: the loaders are plain functions)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from pstt_provider.latency import LatencyHistogram
-from pstt_provider.metrics.aggregate import DeliveryRun
 from pstt_provider.metrics.kafka_health import ConnectionHealth
 from pstt_provider.metrics.prometheus import exposition, prometheus_buckets
+from pstt_provider.summary import DeliverySummary
+
+FINISHED = datetime(2026, 1, 20, tzinfo=UTC)
 
 
-def run(dag_id: str, topic: str, sent: int, failed: int, latencies: list[float]) -> DeliveryRun:
+def run(dag_id: str, topic: str, sent: int, failed: int, latencies: list[float], **counts: int) -> DeliverySummary:
     histogram = LatencyHistogram()
     for ms in latencies:
         histogram.record(ms)
-    return DeliveryRun(
-        dag_id,
-        "r",
-        "t",
-        -1,
-        1,
-        topic,
-        "success" if not failed else "failed",
-        sent + failed,
-        sent,
-        failed,
-        0,
-        sent * 10,
-        1.0,
-        None,
-        datetime(2026, 1, 20, tzinfo=UTC),
-        histogram,
+    return DeliverySummary(
+        dag_id=dag_id,
+        run_id="r",
+        task_id="t",
+        map_index=-1,
+        try_number=1,
+        topic=topic,
+        delivery="at_least_once",
+        state="success" if not failed else "failed",
+        started_at=FINISHED - timedelta(seconds=1),
+        finished_at=FINISHED,
+        rows=sent + failed,
+        messages_sent=sent,
+        messages_failed=failed,
+        bytes=sent * 10,
+        latency=histogram,
+        **counts,
     )
 
 
@@ -75,3 +77,13 @@ def test_buckets_are_cumulative_and_never_report_a_latency_below_its_bound():
     assert buckets["2.5"] == 3
     assert buckets["5.0"] == buckets["+Inf"] == 4
     assert list(buckets.values()) == sorted(buckets.values())
+
+
+def test_dead_lettered_and_aborted_messages_are_counted_by_dag_and_topic():
+    runs = [run("d1", "a", 0, 2, [], messages_dead_lettered=3, messages_aborted=40), run("d1", "a", 5, 0, [])]
+
+    values = samples(exposition(lambda: runs, lambda: []))
+
+    a = (("dag_id", "d1"), ("topic", "a"))
+    assert values[("pstt_kafka_messages_dead_lettered_total", a)] == 3
+    assert values[("pstt_kafka_messages_aborted_total", a)] == 40

@@ -36,5 +36,8 @@ def test_the_contract_paths_are_served():
         ("GET", "/api/kafka/metrics/topic/{topic}"),
         ("POST", "/api/kafka/metrics/cleanup"),
         ("GET", "/api/kafka/metrics/prometheus"),
+        ("GET", "/api/kafka/metrics/runs"),
+        ("GET", "/api/kafka/metrics/jobs"),
+        ("GET", "/api/health"),
         ("GET", "/"),
     }
