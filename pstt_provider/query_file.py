@@ -179,6 +179,7 @@ def parse_query_text(text: str, source: str = "<sql>") -> QueryFile:
     body = _strip_terminator("\n".join(body_lines))
     if not body.strip() or not _has_code(body):
         raise QueryFileError(f"{source}: query file has no SQL statement")
+    _check_is_a_query(body, source)
     canonical = {name.upper(): name for name in params}
     layout = Layout(tuple(file_lines), frozenset(define_off))
     _, names, occurrences = _scan(body, canonical, source, "named", layout)
@@ -258,8 +259,26 @@ def _strip_terminator(sql: str) -> str:
 
 
 def _has_code(sql: str) -> bool:
-    without_comments = re.sub(r"--[^\n]*|/\*.*?\*/", "", sql, flags=re.S)
-    return bool(without_comments.strip())
+    return bool(_without_comments(sql).strip())
+
+
+def _without_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", "", sql, flags=re.S)
+
+
+def _check_is_a_query(body: str, source: str) -> None:
+    """
+    A query file holds one query: it starts with SELECT or WITH (or a parenthesis). Sources also run
+    read-only, but Oracle commits DDL before any read-only transaction can refuse it, so DDL, DML and
+    PL/SQL blocks are refused here, at validation, before any database sees them.
+    """
+    first = re.match(r"\s*\(*\s*(\w+)", _without_comments(body))
+    keyword = first.group(1).upper() if first else ""
+    if keyword not in ("SELECT", "WITH"):
+        raise QueryFileError(
+            f"{source}: the statement starts with {keyword or 'nothing'}, not SELECT or WITH: a query file holds "
+            "one query that reads (no DDL, DML or PL/SQL)"
+        )
 
 
 def _placeholder(name: str, paramstyle: Paramstyle, position: int) -> str:

@@ -18,6 +18,7 @@ import pytest
 from operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+from pstt_provider.query_file import QueryFileError
 from pstt_provider.streaming import SourceQueryError
 
 
@@ -66,35 +67,44 @@ def sqlite_rows(path: Path) -> list[tuple]:
 ORIGINAL_ROWS = [(1, "row 1"), (2, "row 2"), (3, "row 3")]
 
 
-def test_sqlite_query_that_drops_a_table_is_refused_and_the_table_stays(sqlite_source, topic, consume, tmp_path):
+def refused_before_any_database(conn_id: str, topic: str, query: Path, keyword: str) -> RecordingTaskInstance:
+    """Runs the query file, expecting the query-file check to refuse it before it reaches the database."""
+    ti = RecordingTaskInstance()
+    with pytest.raises(QueryFileError, match=rf"{query.name}: the statement starts with {keyword}, not SELECT"):
+        SqlToKafkaOperator(
+            task_id="publish", conn_id=conn_id, sql_file=str(query), topic=topic, message_key_field="id"
+        ).execute(context_for(ti))
+    return ti
+
+
+@pytest.mark.parametrize(
+    ("keyword", "sql"),
+    [
+        ("DROP", "DROP TABLE adv_drop"),
+        ("INSERT", "INSERT INTO adv_drop VALUES (4, 'new') RETURNING id"),
+        ("UPDATE", "UPDATE adv_drop SET note = 'changed' RETURNING id"),
+        ("BEGIN", "BEGIN DELETE FROM adv_drop; END"),
+    ],
+)
+def test_sqlite_statement_that_is_not_a_query_is_refused_and_the_table_stays(
+    sqlite_source, topic, consume, tmp_path, keyword, sql
+):
     conn_id, path = sqlite_source
 
-    ti = run_query_file(conn_id, topic, query_file(tmp_path, "Drop", "DROP TABLE adv_drop"))
+    ti = refused_before_any_database(conn_id, topic, query_file(tmp_path, keyword.title(), sql), keyword)
 
     assert sqlite_rows(path) == ORIGINAL_ROWS
     assert consume(topic, idle_s=1.0) == []
     assert (ti.xcoms["pstt_delivery"]["state"], ti.xcoms["pstt_delivery"]["messages_sent"]) == ("failed", 0)
 
 
-@pytest.mark.parametrize(
-    ("name", "sql"),
-    [
-        ("InsertReturning", "INSERT INTO adv_drop VALUES (4, 'new') RETURNING id"),
-        (
-            "CteDelete",
-            "WITH doomed AS (SELECT id FROM adv_drop WHERE id < 3) "
-            "DELETE FROM adv_drop WHERE id IN doomed RETURNING id",
-        ),
-        ("UpdateReturning", "UPDATE adv_drop SET note = 'changed' RETURNING id"),
-    ],
-    ids=["insert-returning", "cte-feeding-a-delete", "update-returning"],
-)
-def test_sqlite_write_that_returns_rows_is_refused_and_sends_nothing(
-    sqlite_source, topic, consume, tmp_path, name, sql
+def test_sqlite_cte_feeding_a_delete_is_refused_by_the_database_and_sends_nothing(
+    sqlite_source, topic, consume, tmp_path
 ):
     conn_id, path = sqlite_source
+    sql = "WITH doomed AS (SELECT id FROM adv_drop WHERE id < 3) DELETE FROM adv_drop WHERE id IN doomed RETURNING id"
 
-    run_query_file(conn_id, topic, query_file(tmp_path, name, sql))
+    run_query_file(conn_id, topic, query_file(tmp_path, "CteDelete", sql))
 
     assert sqlite_rows(path) == ORIGINAL_ROWS
     assert consume(topic, idle_s=1.0) == []
@@ -124,12 +134,7 @@ def pg_rows(pg_conn, table: str) -> list[tuple]:
 
 
 def test_postgres_query_that_drops_a_table_is_refused_and_the_table_stays(pg_table, pg_conn, topic, consume, tmp_path):
-    query = query_file(tmp_path, "Drop", f"DROP TABLE {pg_table}")
-
-    with pytest.raises(SourceQueryError, match=rf"{query.name}: the database rejected the query"):
-        SqlToKafkaOperator(
-            task_id="publish", conn_id="pstt_test_pg", sql_file=str(query), topic=topic, message_key_field="id"
-        ).execute(context_for(RecordingTaskInstance()))
+    refused_before_any_database("pstt_test_pg", topic, query_file(tmp_path, "Drop", f"DROP TABLE {pg_table}"), "DROP")
 
     assert pg_rows(pg_conn, pg_table) == ORIGINAL_ROWS
     assert consume(topic, idle_s=1.0) == []

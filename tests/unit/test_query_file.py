@@ -190,3 +190,19 @@ def test_undeclared_references_keep_their_spelling_and_file_line():
 def test_an_unterminated_literal_reports_its_line_in_the_file_not_in_the_body():
     with pytest.raises(QueryFileError, match="line 4, column 11"):
         parse_query_text("-- c\ndefine A=1\nset echo off\nSELECT 1, 'x FROM T", "q.sql")
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["DROP TABLE t", "delete from t", "BEGIN EXECUTE IMMEDIATE 'DROP TABLE t'; END", "TRUNCATE TABLE t", "CALL p()"],
+)
+def test_a_statement_that_does_not_read_is_refused_before_any_database_sees_it(body):
+    with pytest.raises(QueryFileError, match=r"^q.sql: the statement starts with \w+, not SELECT or WITH"):
+        parse_query_text(f"-- header\n{body};\n", source="q.sql")
+
+
+@pytest.mark.parametrize(
+    "body", ["SELECT 1 AS k", "with c as (select 1 k) select k from c", "(SELECT 1 AS k)", "/* hi */ SELECT 1 AS k"]
+)
+def test_queries_starting_with_select_with_or_a_parenthesis_are_accepted(body):
+    assert parse_query_text(f"{body};\n", source="q.sql").body
