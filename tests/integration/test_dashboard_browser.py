@@ -104,7 +104,10 @@ def delivered_server(tmp_path_factory, kafka_bootstrap) -> Iterator[tuple[ApiSer
     delivered = deliver_two_runs(
         home, new_topic(kafka_bootstrap), new_topic(kafka_bootstrap, config=UNWRITABLE_TOPIC_CONFIG)
     )
-    server = ApiServer(home, AIRFLOW__CORE__DEFAULT_TIMEZONE=TIMEZONE)
+    # The repo's plugins folder and the package's entry point both in place, as on a real install.
+    server = ApiServer(
+        home, AIRFLOW__CORE__DEFAULT_TIMEZONE=TIMEZONE, AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins")
+    )
     server.start()
     with server.client("admin") as client:
         assert wait_for_tries(client, 2, period="today")["runs"] == 2  # the background writer stored both
@@ -277,6 +280,19 @@ def test_the_airflow_ui_shows_the_dashboard_from_its_navigation(delivered_server
     assert sorted(names) == sorted(DISPLAY_NAMES.values())
     assert "Browse" in page.evaluate("document.body.innerText")
     save_screenshot(page, "dashboard-in-airflow.png", tmp_path)
+
+
+def test_the_airflow_ui_home_page_shows_no_plugin_import_error(delivered_server, page, tmp_path):
+    server, _ = delivered_server
+    page.call("Network.setCookie", name="_token", value=server.token("admin"), url=f"{server.url}/")
+    page.call("Page.enable")
+    page.call("Page.navigate", url=f"{server.url}/")
+
+    # The home page has rendered its health section (metadatabase, scheduler, ...) once it names them.
+    text = page.wait_for("document.body?.innerText.includes('MetaDatabase') && document.body.innerText", limit_s=180)
+    save_screenshot(page, "airflow-home.png", tmp_path)
+    assert "Plugin Import Error" not in text
+    assert "Import Error" not in text
 
 
 def save_screenshot(page: DevTools, name: str, tmp_path: Path) -> None:
