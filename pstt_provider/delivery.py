@@ -24,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from pstt_provider.exceptions import DeliveryError, DeliveryNotAuthorizedError, MessageTooLargeError
 from pstt_provider.latency import LatencyHistogram
 
 MAX_ERRORS_KEPT = 5
@@ -41,15 +42,14 @@ DEAD_LETTER_SIZE_HEADER = "pstt-value-bytes"
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(RuntimeError):
-    """Messages were not acknowledged by the broker; the message has the counts and the first reasons."""
-
-
-class MessageTooLargeError(DeliveryError):
-    """A row is larger than the producer or the topic accepts and no dead-letter topic is set."""
-
-
 _SIZE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
+_AUTHORIZATION_ERRORS = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
 
 
 def is_size_error(error: KafkaError) -> bool:
@@ -70,6 +70,8 @@ class DeliveryTracker:
     bytes: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     errors: list[str] = field(default_factory=list)
+    refused: str | None = None
+    """The first authorization refusal among the failures: then no retry can deliver, whatever else failed."""
 
     @property
     def rows(self) -> int:
@@ -88,6 +90,8 @@ class DeliveryTracker:
         key = message.key()
         self.bytes -= len(message) + (len(key) if key is not None else 0)
         self.note_error(f"{describe_message(message)}: {error.str()}")
+        if self.refused is None and error.code() in _AUTHORIZATION_ERRORS:
+            self.refused = error.str()
 
     def on_dead_letter(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
@@ -311,7 +315,17 @@ class BulkSender:
     def raise_for_failures(self) -> None:
         tracker = self.tracker
         if tracker.failed or tracker.dead_letter_failed:
-            raise DeliveryError(f"{self.account()}; first errors: {'; '.join(tracker.errors)}")
+            raise self._failure()
+
+    def _failure(self) -> DeliveryError:
+        tracker = self.tracker
+        text = f"{self.account()}; first errors: {'; '.join(tracker.errors)}"
+        if tracker.refused is not None:
+            return DeliveryNotAuthorizedError(
+                f"{text}; the broker refused the connection's principal ({tracker.refused}): grant it WRITE on "
+                f"topic {self.topic!r} (and IDEMPOTENT_WRITE on the cluster for brokers before 3.0)"
+            )
+        return DeliveryError(text)
 
     def restated(self, error: DeliveryError) -> DeliveryError:
         """
@@ -320,4 +334,4 @@ class BulkSender:
         """
         if isinstance(error, MessageTooLargeError):
             return MessageTooLargeError(f"{error}; {self.account()}")
-        return DeliveryError(f"{self.account()}; first errors: {'; '.join(self.tracker.errors)}")
+        return self._failure()

@@ -23,12 +23,10 @@ from typing import Any
 
 import orjson
 
+from pstt_provider.exceptions import RowEncodingError
+
 SCHEMA_VERSION = "1.0"
 SYSTEM = "pstt-provider"
-
-
-class RowEncodingError(TypeError):
-    """A column value of a type the message format has no representation for."""
 
 
 def _encode_other(value: Any) -> Any:

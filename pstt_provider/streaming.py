@@ -8,6 +8,10 @@ ahead on a thread (``ReadAhead``), so the database works on the next batch while
 
 The query runs read-only where the driver is known (``READ_ONLY_STATEMENTS``): a query file that writes (DDL, DML,
 a data-modifying CTE, a function that writes) is refused by the database before anything changes.
+
+A database error becomes a ``SourceQueryError`` naming the query file, retried by Airflow, or a
+``SourceQueryRejectedError``, which fails the task at once, according to the DB-API class the driver gives it
+(``source_query_error``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+from pstt_provider.exceptions import SourceQueryError, SourceQueryRejectedError
 from pstt_provider.query_file import Paramstyle
 
 _PARAMSTYLE_OVERRIDES: dict[str, Paramstyle] = {"sqlite3": "named"}
@@ -46,8 +51,24 @@ implicitly and is not stopped by a read-only transaction, so only the account's 
 log = logging.getLogger(__name__)
 
 
-class SourceQueryError(RuntimeError):
-    """The source database refused the query or failed while streaming it; names the query and the DB message."""
+PERMANENT_DB_ERRORS = frozenset({"ProgrammingError", "DataError", "IntegrityError", "NotSupportedError"})
+"""
+DB-API (PEP 249) classes for errors in the query or the data: the same query on the same data fails the same way,
+so a retry only delays the failure. ``OperationalError`` and ``InterfaceError`` (connection lost, server shutting
+down, a lock timeout, a cancelled statement) and anything a driver leaves unclassified (its plain
+``DatabaseError``) stay retryable. Matched by class name along the MRO, so every driver's own classes count
+(``psycopg.errors.UndefinedColumn`` is a ``ProgrammingError``) without importing any driver. sqlite3 reports
+"no such table" and SQL syntax errors as ``OperationalError``: on SQLite those stay retryable.
+"""
+TRANSIENT_DB_ERRORS = frozenset({"OperationalError", "InterfaceError"})
+
+
+def source_query_error(message: str, cause: BaseException) -> SourceQueryError:
+    """``message`` as the error a retry may fix (``SourceQueryError``) or not (``SourceQueryRejectedError``)."""
+    classes = {klass.__name__ for klass in type(cause).__mro__}
+    if classes & PERMANENT_DB_ERRORS and not classes & TRANSIENT_DB_ERRORS:
+        return SourceQueryRejectedError(message)
+    return SourceQueryError(message)
 
 
 def driver_name(connection: Any) -> str:
@@ -147,7 +168,7 @@ class ResultStream:
             try:
                 rows = self.cursor.fetchmany(self.batch_size)
             except Exception as err:
-                raise SourceQueryError(f"{self.source}: reading the result failed: {db_message(err)}") from err
+                raise source_query_error(f"{self.source}: reading the result failed: {db_message(err)}", err) from err
             if not rows:
                 return
             yield rows
@@ -183,7 +204,9 @@ def make_read_only(connection: Any, driver: str, source: str) -> None:
     try:
         cursor.execute(statement)
     except Exception as err:
-        raise SourceQueryError(f"{source}: cannot make the session read-only ({statement}): {db_message(err)}") from err
+        raise source_query_error(
+            f"{source}: cannot make the session read-only ({statement}): {db_message(err)}", err
+        ) from err
     finally:
         cursor.close()
 
@@ -237,9 +260,9 @@ def stream_query(
         try:
             cursor.execute(sql, binds)
         except Exception as err:
-            raise SourceQueryError(f"{source}: the database rejected the query: {db_message(err)}") from err
+            raise source_query_error(f"{source}: the database rejected the query: {db_message(err)}", err) from err
         if cursor.description is None:
-            raise SourceQueryError(f"{source}: the statement returned no result set (is it a SELECT?)")
+            raise SourceQueryRejectedError(f"{source}: the statement returned no result set (is it a SELECT?)")
         columns = tuple(column[0] for column in cursor.description)
         number_text = frozenset(
             position

@@ -19,8 +19,10 @@ import zlib
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from pstt_provider.exceptions import RunMarkerError, TransactionTimeoutError
 
 DEFAULT_MARKER_TOPIC = "pstt-run-markers"
 MARKER_PARTITIONS = 8
@@ -29,14 +31,6 @@ DEFAULT_TRANSACTION_TIMEOUT_MS = 900_000
 """The broker's default ``transaction.max.timeout.ms`` (15 min): the longest transaction it accepts."""
 TIMEOUT_SAFETY = 0.9
 """Abort ourselves at 90 % of the transaction timeout, before the broker aborts it behind our back."""
-
-
-class TransactionTimeoutError(RuntimeError):
-    """The extraction would outlive the Kafka transaction; the message says what to change."""
-
-
-class RunMarkerError(RuntimeError):
-    """The run-marker topic cannot be created or read."""
 
 
 def transactional_id(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
@@ -50,11 +44,17 @@ def marker_partition(key: str, partitions: int) -> int:
 
 
 def ensure_marker_topic(config: dict[str, Any], topic: str, timeout_s: float) -> int:
-    """Creates the compacted marker topic when absent; returns its partition count."""
+    """
+    Creates the compacted marker topic when absent; returns its partition count.
+
+    Absence is asked with DescribeTopics: a metadata request for the topic by name would make a broker with
+    ``auto.create.topics.enable=true`` create it first with its defaults (one partition, deleted after 7 days,
+    not compacted), and the create below would then find it existing.
+    """
     admin = AdminClient(config)
-    existing = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
-    if existing is not None and existing.error is None and existing.partitions:
-        return len(existing.partitions)
+    existing = _partition_count(admin, topic, timeout_s)
+    if existing:
+        return existing
     future = admin.create_topics(
         [
             NewTopic(
@@ -73,10 +73,47 @@ def ensure_marker_topic(config: dict[str, Any], topic: str, timeout_s: float) ->
             raise RunMarkerError(f"cannot create run-marker topic {topic!r}: {err.args[0].str()}") from err
     for _ in range(int(timeout_s * 10)):
         created = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
-        if created is not None and created.error is None and created.partitions:
+        if (
+            created is not None
+            and created.error is None
+            and created.partitions
+            and all(partition.leader >= 0 for partition in created.partitions.values())
+        ):
             return len(created.partitions)
         time.sleep(0.1)
     raise RunMarkerError(f"run-marker topic {topic!r} did not become available within {timeout_s:.0f} s")
+
+
+def _partition_count(admin: AdminClient, topic: str, timeout_s: float) -> int:
+    """The topic's partitions, 0 when it does not exist, asked without making any broker create it."""
+    future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)[topic]
+    try:
+        return len(future.result(timeout=timeout_s + 1).partitions)
+    except KafkaException as err:
+        if err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return 0
+        raise RunMarkerError(f"cannot look up run-marker topic {topic!r}: {err.args[0].str()}") from err
+    except TimeoutError as err:
+        raise RunMarkerError(f"looking up run-marker topic {topic!r} took longer than {timeout_s:.0f} s") from err
+
+
+_LEADER_MOVING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+    """
+    The partition's offsets, asked again while its leader is still being elected: right after the marker
+    topic is created (or a broker restarted) the partition's metadata can name no leader, or a stale one.
+    """
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as err:
+            if err.args[0].code() not in _LEADER_MOVING or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def find_marker(config: dict[str, Any], topic: str, partitions: int, key: str, timeout_s: float) -> dict | None:
@@ -101,13 +138,13 @@ def find_marker(config: dict[str, Any], topic: str, partitions: int, key: str, t
     partition = TopicPartition(topic, marker_partition(key, partitions))
     found: dict | None = None
     try:
-        low, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        low, high = _watermarks(consumer, partition, deadline)
         if high <= low:
             return None
         partition.offset = low
         consumer.assign([partition])
         wanted = key.encode()
-        deadline = time.monotonic() + timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
             message = consumer.poll(remaining)
             if message is None:

@@ -59,8 +59,9 @@ def _rows(schema: dict[str, Any], defs: dict[str, Any], prefix: str) -> list[str
             f"| `{prefix}{name}` | {_type(prop, defs)} | {'yes' if name in required else 'no'} | {default} "
             f"| {_cell(prop.get('description', ''))} |"
         )
-        if "$ref" in prop:
-            nested = defs[prop["$ref"].rsplit("/", 1)[1]]
+        refs = [prop] if "$ref" in prop else [option for option in prop.get("anyOf", []) if "$ref" in option]
+        for ref in refs:
+            nested = defs[ref["$ref"].rsplit("/", 1)[1]]
             rows.extend(_rows(nested, defs, f"{prefix}{name}."))
     return rows
 

@@ -6,6 +6,8 @@
 #   CONTROLLER     127.0.0.1:9094
 # PSTT_KAFKA_PORT moves all three (port, port+1, port+2) and PSTT_KAFKA_HOME the broker's files, so tests that
 # stop or restart a broker run their own instead of the shared one; the jars are always the shared cache.
+# PSTT_KAFKA_AUTO_CREATE_TOPICS=false starts a broker that does not create topics on first use (as many production
+# clusters are set up); the default broker keeps auto.create.topics.enable=true.
 # Usage: scripts/kafka.sh install|start|stop|status|reset
 set -euo pipefail
 
@@ -21,6 +23,7 @@ PIDFILE=$HOME_DIR/broker.pid
 LOG=$HOME_DIR/broker.log
 POM=$ROOT/scripts/kafka/pom.xml
 SCRAM_USER=${PSTT_KAFKA_SCRAM_USER:-pstt}
+AUTO_CREATE_TOPICS=${PSTT_KAFKA_AUTO_CREATE_TOPICS:-true}
 SCRAM_PASSWORD=${PSTT_KAFKA_SCRAM_PASSWORD:-pstt-secret}
 TLS_PASSWORD=pstt-tls
 
@@ -75,7 +78,7 @@ ssl.keystore.password=$TLS_PASSWORD
 ssl.key.password=$TLS_PASSWORD
 log.dirs=$DATA
 num.partitions=1
-auto.create.topics.enable=true
+auto.create.topics.enable=$AUTO_CREATE_TOPICS
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1

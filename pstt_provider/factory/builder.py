@@ -84,6 +84,7 @@ def build_dag(config: JobConfig) -> DAG:
             producer_config=kafka.producer_config,
             null_key=kafka.null_key,
             dead_letter_topic=kafka.dead_letter_topic,
+            topic_config=kafka.topic_config.model_dump() if kafka.topic_config else None,
             retries=spec.max_retries,
             retry_delay=dt.timedelta(seconds=spec.retry_delay),
             execution_timeout=dt.timedelta(seconds=spec.timeout) if spec.timeout else None,

@@ -55,6 +55,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+_TOPIC_SETTING = re.compile(r"^[a-z][a-z0-9.]{0,99}$")
+
+
+class TopicConfig(_Strict):
+    """How to create the topic (and the dead-letter topic) when it does not exist yet."""
+
+    partitions: int | None = Field(None, ge=1, le=100_000, description="partitions; default: the broker's")
+    replication_factor: int | None = Field(
+        None, ge=1, le=100, description="replicas of each partition; default: the broker's"
+    )
+    config: dict[str, str | int] = Field(
+        default_factory=dict, description="topic settings, e.g. retention.ms, cleanup.policy, max.message.bytes"
+    )
+
+    @field_validator("config")
+    @classmethod
+    def _setting_names(cls, value: dict[str, str | int]) -> dict[str, str | int]:
+        bad = [name for name in value if not _TOPIC_SETTING.match(name)]
+        if bad:
+            raise ValueError(f"not a topic setting name: {', '.join(map(repr, bad))}")
+        return value
+
+
 class KafkaConfig(_Strict):
     """Where the rows go. ``connection_name`` "default" means the Airflow connection ``kafka_default``."""
 
@@ -71,6 +94,9 @@ class KafkaConfig(_Strict):
     )
     null_key: Literal["fail", "null", "skip"] = Field(
         "fail", description="what a NULL key does: fail the task, send with a null key, or skip the row"
+    )
+    topic_config: TopicConfig | None = Field(
+        None, description="create the topic (and the dead-letter topic) with these settings when absent"
     )
     dead_letter_topic: Topic | None = Field(
         None, description="topic for rows too large for `topic` (sent there with the error in their headers)"

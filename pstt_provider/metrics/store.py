@@ -214,9 +214,7 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> int:
     for row in rows:
         statement = _insert(session)(tries_table).values(row)
         if dialect == "mysql":
-            update = (
-                {name: statement.inserted[name] for name in row} if row["reported"] else {"id": tries_table.c.id}
-            )
+            update = {name: statement.inserted[name] for name in row} if row["reported"] else {"id": tries_table.c.id}
             statement = statement.on_duplicate_key_update(**update)
         elif row["reported"]:
             statement = statement.on_conflict_do_update(

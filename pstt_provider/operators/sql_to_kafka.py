@@ -17,6 +17,8 @@ Failure behaviour (each case has a test):
   ``pstt-value-bytes``) and is counted in ``messages_dead_lettered``. Dead letters go through a separate
   plain producer (at-least-once, outside any exactly_once transaction) fitted to the dead-letter topic's own
   ``max.message.bytes``, above librdkafka's 1,000,000-byte default when that topic allows more.
+- topic absent: created with ``topic_config`` when given (the dead-letter topic too); else, when the broker
+  auto-creates topics, the run waits for the new topic's leaders; else it fails at once naming both remedies.
 - broker unreachable: a metadata request at start fails within ``metadata_timeout_s`` (30 s) before the
   query runs; if the broker goes away mid-run every pending message fails after ``message.timeout.ms``
   (120 s by default), the run stops reading at the first failed delivery report, and the final flush gives
@@ -29,6 +31,10 @@ Failure behaviour (each case has a test):
 ``delivery="exactly_once"`` wraps the run in a Kafka transaction whose ``transactional.id`` is stable per
 dag_id/task_id/run_id/map_index (see ``pstt_provider.transactions``): a retry fences the previous attempt,
 and a run that already committed publishes nothing again unless ``force=True``.
+
+Errors a retry cannot fix (key column, parameters, query file, encoding, a row too large, permissions, a topic
+nothing will create, the transaction timeout, SQL the database rejects as wrong) subclass
+``AirflowFailException`` and fail the task at once; transient ones are retried (``pstt_provider.exceptions``).
 """
 
 from __future__ import annotations
@@ -44,7 +50,10 @@ from typing import Any, ClassVar, Literal
 from airflow.sdk import BaseHook, BaseOperator
 from confluent_kafka import KafkaException, Producer
 
-from pstt_provider.delivery import BulkSender, DeliveryError, DeliveryTracker, ProgressLog
+from pstt_provider import query_file
+from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog
+from pstt_provider.exceptions import DeliveryError, MessageKeyError, NonRetryableError, QueryParameterError
+from pstt_provider.exceptions import QueryFileError as TaskQueryFileError
 from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
 from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
 from pstt_provider.serialization import RowEncoder, build_metadata, key_text
@@ -67,14 +76,7 @@ NULL_KEY_POLICIES: tuple[str, ...] = ("fail", "null", "skip")
 DEFAULT_BATCH_SIZE = 5000
 FAILURE_FLUSH_S = 10.0
 _TEXT_KEYS = {str}
-
-
-class MessageKeyError(ValueError):
-    """The message key column is missing from the result, or a row has a NULL key under the 'fail' policy."""
-
-
-class QueryParameterError(ValueError):
-    """A query parameter is unknown, missing, or the query is given twice or not at all."""
+TOPIC_CONFIG_KEYS = frozenset({"partitions", "replication_factor", "config"})
 
 
 @dataclass
@@ -101,6 +103,30 @@ class SqlToKafkaOperator(BaseOperator):
     :class:`~pstt_provider.summary.DeliverySummary` as a dict: rows, messages sent/failed/skipped/
     dead-lettered/aborted, bytes, latency, duration, state, parameters and first errors. The same summary
     is left in an Airflow Variable for the metrics, which outlives the XCom Airflow clears on a retry.
+
+    :param topic: destination topic (templated).
+    :param message_key_field: result column whose value, as UTF-8 text, is the message key.
+    :param conn_id: the source database's Airflow connection.
+    :param sql: the statement, with the query-file parameter syntax (templated); give ``sql`` or ``sql_file``.
+    :param sql_file: path of a query file.
+    :param parameters: values of the query's parameters by name (templated); the file's defaults fill the rest.
+    :param batch_size: rows fetched per round trip.
+    :param include_metadata: ``{"data": row, "metadata": {...}}`` as the value; False: the row object alone.
+    :param kafka_config_id: the Airflow Kafka connection (extra = librdkafka config).
+    :param delivery: ``at_least_once`` or ``exactly_once`` (one Kafka transaction per attempt).
+    :param producer_config: librdkafka settings over the connection's, for this task.
+    :param null_key: a NULL key: ``fail`` the task, send it as a ``null`` key, or ``skip`` the row.
+    :param dead_letter_topic: where rows too large for ``topic`` go; without it such a row fails the task.
+    :param force: exactly_once only: publish again a run that already committed.
+    :param run_marker_topic: exactly_once only: the compacted topic recording committed runs.
+    :param metadata_timeout_s: how long the broker may take to answer (and a new topic to get its leaders).
+    :param flush_grace_s: extra wait for acknowledgements beyond ``message.timeout.ms`` at the end.
+    :param progress_interval_s: seconds between progress lines (rows so far, rows/s) in the task log.
+    :param prefetch_rows: Oracle: rows fetched with the execute.
+    :param topic_config: how to create ``topic`` (and ``dead_letter_topic``) when absent:
+        ``{"partitions": int | None, "replication_factor": int | None, "config": {name: value}}``, None for the
+        broker's default; the job spec's ``kafka_config.topic_config``. Without it an absent topic is waited for
+        when the broker auto-creates topics, and fails the task at once when it does not.
     """
 
     template_fields: Sequence[str] = ("sql", "parameters", "topic")
@@ -130,6 +156,7 @@ class SqlToKafkaOperator(BaseOperator):
         flush_grace_s: float = 30.0,
         progress_interval_s: float = 10.0,
         prefetch_rows: int | None = None,
+        topic_config: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -146,6 +173,10 @@ class SqlToKafkaOperator(BaseOperator):
             )
         if batch_size < 1:
             raise ValueError(f"{self.task_id}: batch_size must be at least 1, not {batch_size}")
+        if topic_config is not None and (unknown := sorted(set(topic_config) - TOPIC_CONFIG_KEYS)):
+            raise ValueError(
+                f"{self.task_id}: topic_config knows {', '.join(sorted(TOPIC_CONFIG_KEYS))}, not {', '.join(unknown)}"
+            )
         self.conn_id = conn_id
         self.topic = topic
         self.message_key_field = message_key_field
@@ -165,6 +196,7 @@ class SqlToKafkaOperator(BaseOperator):
         self.flush_grace_s = flush_grace_s
         self.progress_interval_s = progress_interval_s
         self.prefetch_rows = prefetch_rows
+        self.topic_config = dict(topic_config) if topic_config is not None else None
 
     # ----------------------------------------------------------------- query
 
@@ -215,8 +247,17 @@ class SqlToKafkaOperator(BaseOperator):
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         started_at = dt.datetime.now(dt.UTC)
         state = _RunState()
+        kafka = PsttKafkaHook(self.kafka_config_id)
         try:
-            self._publish(context, state, started_at)
+            try:
+                self._publish(context, state, started_at, kafka)
+            except query_file.QueryFileError as err:
+                if isinstance(err, NonRetryableError):
+                    raise
+                # Parsing stays free of Airflow (pstt validate); at task time the same error must not be retried.
+                raise TaskQueryFileError(*err.args).with_traceback(err.__traceback__) from None
+            finally:
+                kafka.librdkafka_log.flush()
         except BaseException as err:
             self._report(context, self._summary(context, state, started_at, f"{type(err).__name__}: {err}"))
             raise
@@ -288,7 +329,9 @@ class SqlToKafkaOperator(BaseOperator):
             self.log.warning("Could not keep this try's delivery summary for the metrics (%s)", err)
         return result
 
-    def _publish(self, context: Mapping[str, Any], state: _RunState, started_at: dt.datetime) -> None:
+    def _publish(
+        self, context: Mapping[str, Any], state: _RunState, started_at: dt.datetime, kafka: PsttKafkaHook
+    ) -> None:
         ti = context["ti"]
         query = self._query()
         values = self._bind_values(query)
@@ -296,12 +339,11 @@ class SqlToKafkaOperator(BaseOperator):
         self.log.info(
             "Running %s with %s", query.source, ", ".join(f"{k}={v!r}" for k, v in values.items()) or "no parameters"
         )
-        kafka = PsttKafkaHook(self.kafka_config_id)
         exactly_once = self.delivery == "exactly_once"
         txn_id = transactional_id(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
         overrides = self._producer_overrides(kafka, txn_id if exactly_once else None)
         admin = kafka.get_admin_client()
-        kafka.check_reachable(admin, self.topic, self.metadata_timeout_s)
+        kafka.check_reachable(admin, self.topic, self.metadata_timeout_s, topic_config=self.topic_config)
         flush_timeout_s = float(kafka.producer_config(overrides)["message.timeout.ms"]) / 1000 + self.flush_grace_s
         sender = kafka.bulk_sender(
             self.topic,
@@ -314,7 +356,7 @@ class SqlToKafkaOperator(BaseOperator):
         clock: TransactionClock | None = None
         marker_partitions = 0
         if exactly_once:
-            connection_config = kafka.explicit_config()
+            connection_config = kafka.client_config()
             producer.init_transactions(self.metadata_timeout_s)
             marker_partitions = ensure_marker_topic(connection_config, self.run_marker_topic, self.metadata_timeout_s)
             marker = find_marker(
@@ -387,7 +429,7 @@ class SqlToKafkaOperator(BaseOperator):
         """
         if not self.dead_letter_topic:
             return None
-        kafka.check_reachable(admin, self.dead_letter_topic, self.metadata_timeout_s)
+        kafka.check_reachable(admin, self.dead_letter_topic, self.metadata_timeout_s, topic_config=self.topic_config)
         plain = {k: v for k, v in self.producer_config.items() if not k.startswith("transaction")}
         config = kafka.fit_to_topic(admin, self.dead_letter_topic, plain, self.metadata_timeout_s, allow_larger=True)
         return partial(kafka.get_producer, config)

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import new_topic
 
-from pstt_provider.delivery import DeliveryError
+from pstt_provider.exceptions import DeliveryError
 from pstt_provider.hooks.kafka import PsttKafkaHook
 
 

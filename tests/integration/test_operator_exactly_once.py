@@ -8,9 +8,9 @@ import pytest
 from confluent_kafka import Producer
 from operator_context import RecordingTaskInstance, context_for, retry_of
 
+from pstt_provider.exceptions import SourceQueryError, TransactionTimeoutError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
-from pstt_provider.streaming import SourceQueryError
-from pstt_provider.transactions import TransactionTimeoutError, transactional_id
+from pstt_provider.transactions import transactional_id
 
 ROWS = 1000
 

@@ -11,10 +11,15 @@ import pytest
 from conftest import new_topic
 from operator_context import RecordingTaskInstance, context_for
 
-from pstt_provider.delivery import DEAD_LETTER_ERROR_HEADER, DeliveryError, MessageTooLargeError
-from pstt_provider.hooks.kafka import BrokerUnreachableError
-from pstt_provider.operators.sql_to_kafka import MessageKeyError, SqlToKafkaOperator
-from pstt_provider.streaming import SourceQueryError
+from pstt_provider.delivery import DEAD_LETTER_ERROR_HEADER
+from pstt_provider.exceptions import (
+    BrokerUnreachableError,
+    DeliveryError,
+    MessageKeyError,
+    MessageTooLargeError,
+    SourceQueryError,
+)
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 
 @pytest.fixture

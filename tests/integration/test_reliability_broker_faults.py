@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 from conftest import PrivateBroker, consume_all, new_topic
 from operator_context import RecordingTaskInstance, context_for, retry_of
 
-from pstt_provider.delivery import DeliveryError
+from pstt_provider.exceptions import DeliveryError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 ROWS = 200_000

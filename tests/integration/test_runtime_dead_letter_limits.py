@@ -18,12 +18,8 @@ import pytest
 from conftest import new_topic
 from operator_context import RecordingTaskInstance, context_for
 
-from pstt_provider.delivery import (
-    DEAD_LETTER_ERROR_HEADER,
-    DEAD_LETTER_SIZE_HEADER,
-    DEAD_LETTER_TOPIC_HEADER,
-    DeliveryError,
-)
+from pstt_provider.delivery import DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_SIZE_HEADER, DEAD_LETTER_TOPIC_HEADER
+from pstt_provider.exceptions import DeliveryError
 from pstt_provider.hooks.kafka import PsttKafkaHook
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 

@@ -20,8 +20,8 @@ import pytest
 from conftest import new_topic
 from operator_context import RecordingTaskInstance, context_for
 
-from pstt_provider.delivery import DeliveryError, MessageTooLargeError
-from pstt_provider.operators.sql_to_kafka import MessageKeyError, SqlToKafkaOperator
+from pstt_provider.exceptions import DeliveryError, MessageKeyError, MessageTooLargeError
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 ROWS = 10
 BIG_ROW = 3

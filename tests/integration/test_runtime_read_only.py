@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from operator_context import RecordingTaskInstance, context_for
 
+from pstt_provider.exceptions import SourceQueryError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 from pstt_provider.query_file import QueryFileError
-from pstt_provider.streaming import SourceQueryError
 
 
 def run_query_file(conn_id: str, topic: str, query: Path) -> RecordingTaskInstance:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from pstt_provider.exceptions import MessageKeyError, QueryParameterError
 from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
-from pstt_provider.operators.sql_to_kafka import MessageKeyError, QueryParameterError, SqlToKafkaOperator
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 from pstt_provider.query_file import parse_query_text
 from pstt_provider.transactions import transactional_id
 

@@ -9,9 +9,10 @@ from typing import Any
 import oracledb
 import pytest
 
+from pstt_provider.exceptions import SourceQueryError
 from pstt_provider.oracle import output_type_handler, tune_cursor
 from pstt_provider.query_file import parse_query_text
-from pstt_provider.streaming import SourceQueryError, stream_query
+from pstt_provider.streaming import stream_query
 
 
 @dataclass

@@ -10,7 +10,8 @@ import sqlite3
 
 import pytest
 
-from pstt_provider.operators.sql_to_kafka import QueryParameterError, SqlToKafkaOperator
+from pstt_provider.exceptions import QueryParameterError
+from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 from pstt_provider.query_file import parse_query_text
 
 QUERY = (

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pstt_provider.serialization import RowEncoder, RowEncodingError, build_metadata, dumps, iso_duration, key_text
+from pstt_provider.exceptions import RowEncodingError
+from pstt_provider.serialization import RowEncoder, build_metadata, dumps, iso_duration, key_text
 
 EXTRACTED = dt.datetime(2026, 1, 20, 10, 30, tzinfo=dt.UTC)
 

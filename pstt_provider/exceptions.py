@@ -1,0 +1,148 @@
+"""
+Every error a PSTT task raises on purpose, sorted by what a retry can do about it.
+
+Airflow retries a failed task ``retries`` times, ``retry_delay`` apart. That helps when the cause goes away by itself
+(a broker restarting, a database failing over) and only delays the failure when it does not: the same query on
+the same data with the same configuration fails the same way every time, after the user has waited through
+every retry. So the classes come in two kinds:
+
+- ``NonRetryableError`` subclasses also subclass ``airflow.sdk.exceptions.AirflowFailException``: the Task SDK
+  fails the task at once, without using up its retries. Something has to change first (the query, the data,
+  the job spec, the topic, a permission); the message says what.
+- every other ``PsttError`` is transient: Airflow retries it as configured.
+
+docs/operators.md has the table of which error is which and why. Each class also keeps the built-in base it
+had before this module existed (``ValueError``, ``ConnectionError``, ...), so ``except`` clauses written against
+those still catch it.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from pstt_provider.query_file import QueryFileError as _ParsingQueryFileError
+
+__all__ = [
+    "BrokerUnreachableError",
+    "DeliveryError",
+    "DeliveryNotAuthorizedError",
+    "KafkaAuthenticationError",
+    "MessageKeyError",
+    "MessageTooLargeError",
+    "NonRetryableError",
+    "PsttError",
+    "QueryFileError",
+    "QueryParameterError",
+    "RowEncodingError",
+    "RunMarkerError",
+    "SourceQueryError",
+    "SourceQueryRejectedError",
+    "TopicAuthorizationError",
+    "TopicCreationError",
+    "TopicNotFoundError",
+    "TopicUnavailableError",
+    "TransactionTimeoutError",
+]
+
+
+class PsttError(Exception):
+    """Base of the errors a PSTT task raises on purpose; those that are not ``NonRetryableError`` are retried."""
+
+
+class NonRetryableError(PsttError, AirflowFailException):
+    """A retry would fail the same way: the task fails at once, whatever its ``retries``."""
+
+
+# ------------------------------------------------------------------ Kafka connection and topic
+
+
+class BrokerUnreachableError(PsttError, ConnectionError):
+    """Transient: no broker of the Kafka connection answered a metadata request in time."""
+
+
+class KafkaAuthenticationError(NonRetryableError, PermissionError):
+    """The broker answered but refused the connection's credentials (SASL) or certificate (TLS)."""
+
+
+class TopicUnavailableError(PsttError, RuntimeError):
+    """
+    Transient: the topic exists (or is being created) but did not get a leader for every partition in time,
+    or its creation timed out. The fatal topic errors below subclass it, so one ``except`` still catches all.
+    """
+
+
+class TopicNotFoundError(NonRetryableError, TopicUnavailableError):
+    """The topic does not exist and nothing will create it: the broker does not auto-create and no topic_config."""
+
+
+class TopicAuthorizationError(NonRetryableError, TopicUnavailableError):
+    """The connection's principal may not write to (or create) the topic: a permission has to be granted."""
+
+
+class TopicCreationError(NonRetryableError, TopicUnavailableError):
+    """The broker refused to create the topic with the given topic_config (bad setting, replication, policy)."""
+
+
+# ------------------------------------------------------------------ delivery
+
+
+class DeliveryError(PsttError, RuntimeError):
+    """Transient: messages were not acknowledged by the broker; the message has the counts and the first reasons."""
+
+
+class MessageTooLargeError(NonRetryableError, DeliveryError):
+    """A row is larger than the producer or the topic accepts and no dead-letter topic is set."""
+
+
+class DeliveryNotAuthorizedError(NonRetryableError, DeliveryError):
+    """
+    The broker refused messages because the connection's principal may not write the topic (it may describe it,
+    so the check before the run passed): an ACL has to be granted.
+    """
+
+
+class TransactionTimeoutError(NonRetryableError, RuntimeError):
+    """exactly_once: the extraction would outlive the Kafka transaction; a retry would run just as long."""
+
+
+class RunMarkerError(PsttError, RuntimeError):
+    """Transient: the exactly_once run-marker topic cannot be created or read in time."""
+
+
+# ------------------------------------------------------------------ query, parameters, rows
+
+
+class QueryFileError(NonRetryableError, _ParsingQueryFileError):
+    """
+    A query file that cannot be read or parsed, as a running task raises it.
+
+    Parsing raises ``pstt_provider.query_file.QueryFileError``, which stays free of Airflow so that ``pstt
+    validate`` starts without importing it; the operator re-raises it as this subclass (same name, same message,
+    still caught by ``except query_file.QueryFileError``).
+    """
+
+
+class QueryParameterError(NonRetryableError, ValueError):
+    """A query parameter is unknown, missing, or the query is given twice or not at all."""
+
+
+class MessageKeyError(NonRetryableError, ValueError):
+    """The message key column is missing from the result or duplicated, or a NULL key under the 'fail' policy."""
+
+
+class RowEncodingError(NonRetryableError, TypeError):
+    """A column value of a type the message format has no representation for."""
+
+
+class SourceQueryError(PsttError, RuntimeError):
+    """
+    Transient: the source database failed while running or streaming the query (connection lost, the driver's
+    ``OperationalError``/``InterfaceError``, or an error the driver does not classify); names the query file.
+    """
+
+
+class SourceQueryRejectedError(NonRetryableError, SourceQueryError):
+    """
+    The database rejected the query itself (the driver's ``ProgrammingError``, ``DataError``, ``IntegrityError``
+    or ``NotSupportedError``: bad SQL, a missing column, a value it cannot convert), or it returned no rows at all.
+    """
