@@ -101,45 +101,7 @@ def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
         verdict = "not measured" if value is None else ("meets" if value >= target else "MISSES") + f" >= {target}"
         rows.append((f"{name} / min(fetch_only, produce_only)", value, verdict))
     if limit:
-        fetch, produce = results["fetch_only"], results["produce_only"]
-        cores = document.get("cores") or os.cpu_count() or 1
-        # Machine CPU seconds per row of each limit (its process, PostgreSQL or the broker, and any other load).
-        per_row = (
-            fetch["machine_busy_cores"] / fetch["rows_per_s"] + produce["machine_busy_cores"] / produce["rows_per_s"]
-        )
-        rows.append(
-            (
-                "CPU bound: fetching and producing each row on this machine's cores, no encoding, / min(A, B)",
-                cores / per_row / limit,
-                "ceiling for any operator here",
-            )
-        )
-        # The operator reads on one thread and encodes and produces on another, but both hold one interpreter's
-        # lock for nearly all of that work: the reading costs what fetch_only's process spends per row.
-        for name in PSTT:
-            if name in results and results[name]["main_thread_cpu_s"] > 0:
-                run = results[name]
-                per_row = fetch["cpu_s"] / fetch["rows"] + run["main_thread_cpu_s"] / run["rows"]
-                rows.append(
-                    (
-                        f"interpreter bound of {name}: fetch_only's CPU per row (its reading thread) plus its own "
-                        "main thread's (encoding, producing), one at a time under the GIL, / min(A, B)",
-                        1 / per_row / limit,
-                        "ceiling for this code in one process",
-                    )
-                )
-        # What the operator's own run cost the machine per row, were that work spread perfectly over every core.
-        for name in PSTT:
-            if name in results and results[name]["machine_busy_cores"] > 0:
-                run = results[name]
-                rows.append(
-                    (
-                        f"CPU bound of {name}'s own work: the machine CPU its run took per row (its process, "
-                        f"PostgreSQL, the broker) spread over all {cores} cores, / min(A, B)",
-                        cores * run["rows_per_s"] / run["machine_busy_cores"] / limit,
-                        "ceiling for this code here, however parallel",
-                    )
-                )
+        rows.extend(_cpu_bounds(document, results, limit))
     for name in PSTT:
         for other in ALTERNATIVES:
             if name in results and other in results:
@@ -159,6 +121,51 @@ def ratios(document: dict[str, Any]) -> list[tuple[str, float | None, str]]:
     lost = [r["name"] for r in document["results"] if r["delivered"] != r["rows"]]
     rows.append(("variants whose delivered count differs from rows", float(len(lost)), ", ".join(lost) or "none"))
     return rows
+
+
+def _cpu_bounds(
+    document: dict[str, Any], results: dict[str, dict[str, Any]], limit: float
+) -> list[tuple[str, float | None, str]]:
+    """The ceilings the machine's CPU and the interpreter's lock put on the PSTT runs, as ratios to ``limit``."""
+    bounds: list[tuple[str, float | None, str]] = []
+    fetch, produce = results["fetch_only"], results["produce_only"]
+    cores = document.get("cores") or os.cpu_count() or 1
+    # Machine CPU seconds per row of each limit (its process, PostgreSQL or the broker, and any other load).
+    per_row = fetch["machine_busy_cores"] / fetch["rows_per_s"] + produce["machine_busy_cores"] / produce["rows_per_s"]
+    bounds.append(
+        (
+            "CPU bound: fetching and producing each row on this machine's cores, no encoding, / min(A, B)",
+            cores / per_row / limit,
+            "ceiling for any operator here",
+        )
+    )
+    # The operator reads on one thread and encodes and produces on another, but both hold one interpreter's
+    # lock for nearly all of that work: the reading costs what fetch_only's process spends per row.
+    for name in PSTT:
+        if name in results and results[name]["main_thread_cpu_s"] > 0:
+            run = results[name]
+            per_row = fetch["cpu_s"] / fetch["rows"] + run["main_thread_cpu_s"] / run["rows"]
+            bounds.append(
+                (
+                    f"interpreter bound of {name}: fetch_only's CPU per row (its reading thread) plus its own "
+                    "main thread's (encoding, producing), one at a time under the GIL, / min(A, B)",
+                    1 / per_row / limit,
+                    "ceiling for this code in one process",
+                )
+            )
+    # What the operator's own run cost the machine per row, were that work spread perfectly over every core.
+    for name in PSTT:
+        if name in results and results[name]["machine_busy_cores"] > 0:
+            run = results[name]
+            bounds.append(
+                (
+                    f"CPU bound of {name}'s own work: the machine CPU its run took per row (its process, "
+                    f"PostgreSQL, the broker) spread over all {cores} cores, / min(A, B)",
+                    cores * run["rows_per_s"] / run["machine_busy_cores"] / limit,
+                    "ceiling for this code here, however parallel",
+                )
+            )
+    return bounds
 
 
 def ratios_table(document: dict[str, Any]) -> str:

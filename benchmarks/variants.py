@@ -68,11 +68,13 @@ def _stream_rows(job: Job, limit: int | None = None) -> Iterator[tuple[tuple[str
     """
     from airflow.sdk import BaseHook
 
+    from pstt_provider.dialects import dialect_for
     from pstt_provider.streaming import stream_query
 
-    connection = BaseHook.get_connection(settings.PG_CONN_ID).get_hook().get_conn()
+    hook = BaseHook.get_connection(settings.PG_CONN_ID).get_hook()
+    dialect = dialect_for(hook, settings.PG_CONN_ID)
     sql = job.select + (f" LIMIT {int(limit)}" if limit else "")
-    with stream_query(connection, sql, {}, batch_size=FETCH_BATCH, source="bench") as result:
+    with stream_query(dialect, hook.get_conn(), sql, {}, fetch_size=FETCH_BATCH, source="bench") as result:
         for batch in result.batches():
             yield result.columns, batch
 

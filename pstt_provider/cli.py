@@ -97,9 +97,9 @@ def _run(args: argparse.Namespace) -> int:
 
         return getattr(commands, args.command)(args)
     if args.command == "import-connections":
-        from pstt_provider import connections
+        from pstt_provider.connections import cli as connections_cli
 
-        return connections.main(args)
+        return connections_cli.main(args)
     from pstt_provider import health
 
     return health.main(args)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -135,10 +135,16 @@ class AcknowledgementTimeline:
                 marks.popleft()
 
 
+class InfoLogger(Protocol):
+    """What progress lines need of a logger: a ``logging.Logger``, or a task's own (Airflow's structlog logger)."""
+
+    def info(self, message: Any, /, *args: Any) -> object: ...
+
+
 class ProgressLog:
     """Logs rows, rate and elapsed time (and ETA when the total is known) at most every ``interval_s``."""
 
-    def __init__(self, logger: logging.Logger, interval_s: float = 10.0, total: int | None = None) -> None:
+    def __init__(self, logger: InfoLogger, interval_s: float = 10.0, total: int | None = None) -> None:
         self.logger = logger
         self.interval_s = interval_s
         self.total = total
@@ -171,8 +177,9 @@ class BulkSender:
 
     Rows larger than the producer accepts (``message.max.bytes``, which the hook fits to the topic's own
     ``max.message.bytes``, so the broker never rejects a whole batch for one large row) fail the run, or go
-    to the dead-letter topic through ``dead_letter_producer``: a separate, non-transactional producer with
-    its own limits, so the row fits there even though it did not fit the main topic.
+    to the dead-letter topic through a producer made from ``dead_letter_config`` at the first such row: a
+    separate, non-transactional producer with its own limits, so the row fits there though it did not fit the
+    main topic.
     """
 
     def __init__(
@@ -181,13 +188,13 @@ class BulkSender:
         topic: str,
         *,
         dead_letter_topic: str | None = None,
-        dead_letter_producer: Callable[[], Producer] | None = None,
+        dead_letter_config: dict[str, Any] | None = None,
     ) -> None:
         self.tracker = DeliveryTracker()
         self.producer = Producer({**config, **FAILURE_ONLY_REPORTS, "on_delivery": self.tracker.on_failure})
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
-        self._dead_letter_factory = dead_letter_producer
+        self._dead_letter_config = dead_letter_config
         self._dead_letter_producer: Producer | None = None
         self._produce = self.producer.produce
         self._timeline = AcknowledgementTimeline(self.tracker.latency)
@@ -247,7 +254,7 @@ class BulkSender:
         self._timeline.note(tracker.produced, tracker.acked, time.monotonic())
 
     def _too_large(self, key: str | None, value: bytes, reason: str) -> None:
-        if not self.dead_letter_topic or self._dead_letter_factory is None:
+        if not self.dead_letter_topic or self._dead_letter_config is None:
             raise MessageTooLargeError(
                 f"row with key {key!r} is {len(value)} bytes, larger than topic {self.topic!r} accepts "
                 f"({reason}); set dead_letter_topic to divert such rows, or raise max.message.bytes on the "
@@ -255,8 +262,8 @@ class BulkSender:
             )
         self.tracker.diverted += 1
         if self._dead_letter_producer is None:
-            self._dead_letter_producer = self._dead_letter_factory()
-        headers = [
+            self._dead_letter_producer = Producer(self._dead_letter_config)
+        headers: list[tuple[str, str | bytes | None]] = [
             (DEAD_LETTER_ERROR_HEADER, f"too large for {self.topic}: {reason}".encode()),
             (DEAD_LETTER_TOPIC_HEADER, self.topic.encode()),
             (DEAD_LETTER_SIZE_HEADER, str(len(value)).encode()),

@@ -21,12 +21,14 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowFailException
 
 from pstt_provider.query_file import QueryFileError as _ParsingQueryFileError
+from pstt_provider.query_file import QueryParameterError as _ParsingQueryParameterError
 
 __all__ = [
     "BrokerUnreachableError",
     "DeliveryError",
     "DeliveryNotAuthorizedError",
     "KafkaAuthenticationError",
+    "KafkaConfigurationError",
     "MessageKeyError",
     "MessageTooLargeError",
     "NonRetryableError",
@@ -35,6 +37,7 @@ __all__ = [
     "QueryParameterError",
     "RowEncodingError",
     "RunMarkerError",
+    "SourceConnectionTypeError",
     "SourceQueryError",
     "SourceQueryRejectedError",
     "TopicAuthorizationError",
@@ -62,6 +65,10 @@ class BrokerUnreachableError(PsttError, ConnectionError):
 
 class KafkaAuthenticationError(NonRetryableError, PermissionError):
     """The broker answered but refused the connection's credentials (SASL) or certificate (TLS)."""
+
+
+class KafkaConfigurationError(NonRetryableError, ValueError):
+    """librdkafka refused the Kafka connection's configuration (an unknown property, a value out of range)."""
 
 
 class TopicUnavailableError(PsttError, RuntimeError):
@@ -122,8 +129,16 @@ class QueryFileError(NonRetryableError, _ParsingQueryFileError):
     """
 
 
-class QueryParameterError(NonRetryableError, ValueError):
+class QueryParameterError(NonRetryableError, _ParsingQueryParameterError):
     """A query parameter is unknown, missing, or the query is given twice or not at all."""
+
+
+def at_task_time(err: _ParsingQueryFileError) -> NonRetryableError:
+    """A parsing or binding error as a running task raises it: the fatal subclass of the same name and message."""
+    if isinstance(err, NonRetryableError):
+        return err
+    task_class = QueryParameterError if isinstance(err, _ParsingQueryParameterError) else QueryFileError
+    return task_class(*err.args).with_traceback(err.__traceback__)
 
 
 class MessageKeyError(NonRetryableError, ValueError):
@@ -132,6 +147,10 @@ class MessageKeyError(NonRetryableError, ValueError):
 
 class RowEncodingError(NonRetryableError, TypeError):
     """A column value of a type the message format has no representation for."""
+
+
+class SourceConnectionTypeError(NonRetryableError, TypeError):
+    """The source connection's hook is not a common.sql ``DbApiHook``: the connection is not a SQL database's."""
 
 
 class SourceQueryError(PsttError, RuntimeError):

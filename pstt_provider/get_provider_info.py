@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pstt_provider import __version__
+from pstt_provider.options import provider_config
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -34,4 +35,5 @@ def get_provider_info() -> dict[str, Any]:
             {"hook-class-name": "pstt_provider.hooks.kafka.PsttKafkaHook", "connection-type": "pstt_kafka"}
         ],
         "plugins": [{"name": "pstt", "plugin-class": "pstt_provider.plugins.metrics.PsttPlugin"}],
+        "config": provider_config(),
     }

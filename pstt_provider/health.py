@@ -2,46 +2,36 @@
 ``pstt health``: the runbook's daily check, for a person or for cron; the same report is served as
 ``GET /pstt/api/health``.
 
-It finds Airflow's configuration as the ``airflow`` command does (``AIRFLOW_HOME``, default ``~/airflow``, its
-``airflow.cfg`` or ``AIRFLOW_CONFIG``, and ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` over both) and reads the
-metadata database directly: the tries the API server's background task stored (it never writes them itself),
-Airflow's DAG display names, and the Kafka connections, which it probes. Thresholds are the seed's alert
-thresholds, overridable in airflow.cfg ``[pstt]`` (or ``AIRFLOW__PSTT__...``). Exit code: 0 ok, 1 warning,
-2 critical, also 2 (and one line saying what to set) when there is no initialised metadata database.
-
-Importing Airflow creates ``$AIRFLOW_HOME/logs`` and connecting to a missing SQLite file creates that file, so
-the database is looked for first, without Airflow and read-only (:func:`metadata_db_problem`).
+It reads Airflow's metadata database directly: the tries the API server's background task stored (it never
+writes them itself), Airflow's DAG display names, and the Kafka connections, which it probes. Thresholds are the
+seed's alert thresholds, overridable in airflow.cfg ``[pstt]`` (or ``AIRFLOW__PSTT__...``). Exit code: 0 ok,
+1 warning, 2 critical, also 2 (and one line saying what to set) when there is no initialised metadata database:
+:mod:`pstt_provider.metadata_db` looks for it first, without importing Airflow.
 """
 
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
-import os
-import sqlite3
 import sys
 from collections.abc import Iterable
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, cast
 
+from pstt_provider import options
+from pstt_provider.metadata_db import database_problem, metadata_db_problem
 from pstt_provider.metrics import aggregate
 
 if TYPE_CHECKING:
+    from airflow.models.variable import Variable
+    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
     from pstt_provider.metrics.kafka_health import ConnectionHealth
 
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 WINDOW = timedelta(hours=24)
-WHAT_TO_SET = (
-    "set AIRFLOW_HOME to the Airflow home whose airflow.cfg names the metadata database, "
-    "or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to the database's URL"
-)
 MAX_FAILURES_SHOWN = 20
 """Failed tries listed by the text report (``--json`` lists them all)."""
 STALE_BACKLOG_MIN_S = 300.0
@@ -50,27 +40,22 @@ STALE_BACKLOG_MIN_S = 300.0
 
 @dataclass(frozen=True)
 class Thresholds:
-    success_rate_warning: float = 98.0
-    success_rate_critical: float = 95.0
-    p99_warning_ms: float = 1000.0
-    p99_critical_ms: float = 5000.0
-    failed_runs_warning: int = 1
-    failed_runs_critical: int = 0  # 0: failed tries alone never make the check critical
+    success_rate_warning: float = options.SUCCESS_RATE_WARNING.default
+    success_rate_critical: float = options.SUCCESS_RATE_CRITICAL.default
+    p99_warning_ms: float = options.LATENCY_P99_WARNING_MS.default
+    p99_critical_ms: float = options.LATENCY_P99_CRITICAL_MS.default
+    failed_runs_warning: int = options.FAILED_RUNS_WARNING.default
+    failed_runs_critical: int = options.FAILED_RUNS_CRITICAL.default  # 0: failed tries alone never make it critical
 
     @classmethod
     def from_config(cls) -> Thresholds:
-        from airflow.configuration import conf
-
-        defaults = cls()
         return cls(
-            success_rate_warning=conf.getfloat("pstt", "success_rate_warning", fallback=defaults.success_rate_warning),
-            success_rate_critical=conf.getfloat(
-                "pstt", "success_rate_critical", fallback=defaults.success_rate_critical
-            ),
-            p99_warning_ms=conf.getfloat("pstt", "latency_p99_warning_ms", fallback=defaults.p99_warning_ms),
-            p99_critical_ms=conf.getfloat("pstt", "latency_p99_critical_ms", fallback=defaults.p99_critical_ms),
-            failed_runs_warning=conf.getint("pstt", "failed_runs_warning", fallback=defaults.failed_runs_warning),
-            failed_runs_critical=conf.getint("pstt", "failed_runs_critical", fallback=defaults.failed_runs_critical),
+            success_rate_warning=options.SUCCESS_RATE_WARNING.get(),
+            success_rate_critical=options.SUCCESS_RATE_CRITICAL.get(),
+            p99_warning_ms=options.LATENCY_P99_WARNING_MS.get(),
+            p99_critical_ms=options.LATENCY_P99_CRITICAL_MS.get(),
+            failed_runs_warning=options.FAILED_RUNS_WARNING.get(),
+            failed_runs_critical=options.FAILED_RUNS_CRITICAL.get(),
         )
 
 
@@ -80,7 +65,7 @@ class Backlog:
 
     waiting: int = 0
     oldest_age_s: float | None = None
-    interval_s: float = 30.0
+    interval_s: float = options.MAINTENANCE_INTERVAL_S.default
 
     @property
     def stale_after_s(self) -> float:
@@ -180,133 +165,6 @@ def overall(checks: list[Check]) -> str:
     return max((check.level for check in checks), key=LEVELS.__getitem__, default="ok")
 
 
-# ------------------------------------------------------------------------------------- the metadata DB
-
-
-def _expand(value: str) -> str:
-    """As Airflow expands its settings: environment variables, then ``~``."""
-    return os.path.expanduser(os.path.expandvars(value))
-
-
-def airflow_home() -> Path:
-    return Path(_expand(os.environ.get("AIRFLOW_HOME", "~/airflow")))
-
-
-def airflow_config(home: Path) -> Path:
-    return Path(_expand(os.environ["AIRFLOW_CONFIG"])) if os.environ.get("AIRFLOW_CONFIG") else home / "airflow.cfg"
-
-
-_INDIRECT = ("_cmd", "_secret")
-
-
-def configured_sql_alchemy_conn(home: Path, config: Path) -> str | None:
-    """
-    The metadata DB URL Airflow will use, found without importing Airflow: the environment over airflow.cfg
-    over the default SQLite file in AIRFLOW_HOME. None when it is given indirectly (``_cmd``, ``_secret``) or
-    the file cannot be read: then Airflow itself resolves it.
-    """
-    for section in ("DATABASE", "CORE"):  # [core] sql_alchemy_conn is the deprecated spelling Airflow still reads
-        name = f"AIRFLOW__{section}__SQL_ALCHEMY_CONN"
-        if os.environ.get(name):
-            return os.environ[name]
-        if any(os.environ.get(name + suffix.upper()) for suffix in _INDIRECT):
-            return None
-    if config.is_file():
-        parser = configparser.RawConfigParser(strict=False)
-        try:
-            parser.read(config, encoding="utf-8")
-        except (configparser.Error, OSError, UnicodeDecodeError):
-            return None
-        for section in ("database", "core"):
-            if not parser.has_section(section):
-                continue
-            if parser.get(section, "sql_alchemy_conn", fallback=""):
-                value = _expand(parser.get(section, "sql_alchemy_conn"))
-                return None if "{" in value else value
-            if any(parser.get(section, "sql_alchemy_conn" + suffix, fallback="") for suffix in _INDIRECT):
-                return None
-    return f"sqlite:///{home}/airflow.db"
-
-
-def _where(home: Path, config: Path) -> str:
-    """Where the database was looked for, as the user set it (or did not)."""
-    where = f"AIRFLOW_HOME={home}" if "AIRFLOW_HOME" in os.environ else f"AIRFLOW_HOME is not set, so {home}"
-    if "AIRFLOW_CONFIG" in os.environ:
-        where += f", AIRFLOW_CONFIG={config}"
-    return where if config.is_file() else f"{where}, without {config.name}"
-
-
-def _sqlite_problem(url: str, where: str) -> str | None:
-    """Whether a SQLite URL names an initialised Airflow DB, looked at read-only (nothing is created)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        database = make_url(url).database
-    except ArgumentError:
-        return None  # Airflow will say what is wrong with it
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    path = Path(database)
-    if not path.is_file():
-        return f"no Airflow metadata database at {path} ({where}): {WHAT_TO_SET}"
-    try:
-        with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as connection:
-            tables = {
-                name
-                for (name,) in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('alembic_version', 'dag')"
-                )
-            }
-    except sqlite3.Error as error:
-        return f"cannot read the Airflow metadata database {path}: {error} ({where}): {WHAT_TO_SET}"
-    if tables != {"alembic_version", "dag"}:
-        return (
-            f"{path} is not an initialised Airflow metadata database ({where}): run `airflow db migrate`, or "
-            f"{WHAT_TO_SET}"
-        )
-    return None
-
-
-def metadata_db_problem() -> str | None:
-    """
-    Why there is no Airflow metadata database to read, in one line, or None. Checked before Airflow is imported
-    (importing it creates ``$AIRFLOW_HOME/logs``) and read-only, so a check run in the wrong place creates no file.
-    """
-    home = airflow_home()
-    config = airflow_config(home)
-    url = configured_sql_alchemy_conn(home, config)
-    if url is None or not url.startswith("sqlite"):
-        return None  # a server database: checked through Airflow (connecting to it creates nothing)
-    return _sqlite_problem(url, _where(home, config))
-
-
-def database_problem() -> str | None:
-    """With Airflow configured: whether its metadata database answers and is initialised, in one line."""
-    from airflow import settings
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = settings.get_engine()
-    where = _where(airflow_home(), airflow_config(airflow_home()))
-    if engine.url.get_backend_name() == "sqlite":
-        problem = _sqlite_problem(engine.url.render_as_string(hide_password=False), where)
-        if problem:
-            return problem
-    try:
-        with engine.connect() as connection:
-            initialised = inspect(connection).has_table("alembic_version")
-    except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        return f"cannot reach the Airflow metadata database {engine.url!r}: {reason} ({where}): {WHAT_TO_SET}"
-    if not initialised:
-        return f"{engine.url!r} is not an initialised Airflow metadata database: run `airflow db migrate`"
-    return None
-
-
-# ------------------------------------------------------------------------------------------ the report
-
-
 def dag_display_names(session: Session, dag_ids: Iterable[str]) -> dict[str, str]:
     """Airflow's display name of each DAG it knows (its dag_id when none was set)."""
     from airflow.models.dag import DagModel
@@ -315,30 +173,36 @@ def dag_display_names(session: Session, dag_ids: Iterable[str]) -> dict[str, str
     wanted = sorted(set(dag_ids))
     if not wanted:
         return {}
-    rows = session.execute(select(DagModel.dag_id, DagModel.dag_display_name).where(DagModel.dag_id.in_(wanted)))
+    # A hybrid property, which Airflow's annotations leave looking like a function to a type checker.
+    display_name = cast("ColumnElement[str]", DagModel.dag_display_name)
+    rows = session.execute(select(DagModel.dag_id, display_name).where(DagModel.dag_id.in_(wanted)))
     return {dag_id: name or dag_id for dag_id, name in rows}
 
 
 def summary_backlog(session: Session, now: datetime) -> Backlog:
     """How many summaries wait in ``pstt_try_`` Variables for the writer, and the oldest one's age (reads only)."""
-    from airflow.configuration import conf
     from airflow.models.variable import Variable
     from sqlalchemy import select
 
-    from pstt_provider.summary import VARIABLE_PREFIX, DeliverySummary
+    from pstt_provider.summary import VARIABLE_PREFIX
 
-    interval_s = conf.getfloat("pstt", "maintenance_interval_s", fallback=30.0)
+    interval_s = options.MAINTENANCE_INTERVAL_S.get()
     variables = session.scalars(select(Variable).where(Variable.key.startswith(VARIABLE_PREFIX))).all()
-    oldest = None
-    for variable in variables:
-        try:
-            finished = DeliverySummary.from_dict(json.loads(variable.val)).finished_at
-        except Exception:  # undecryptable or not a summary: the writer drops it, it says nothing about age
-            continue
-        finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-        oldest = finished if oldest is None else min(oldest, finished)
+    oldest = min((when for variable in variables if (when := _finished_at(variable)) is not None), default=None)
     age = None if oldest is None else max(0.0, (now - oldest).total_seconds())
     return Backlog(waiting=len(variables), oldest_age_s=age, interval_s=interval_s)
+
+
+def _finished_at(variable: Variable) -> datetime | None:
+    """When the try whose summary ``variable`` holds ended; None when undecryptable or not a summary (the writer
+    drops those, they say nothing about age)."""
+    from pstt_provider.summary import DeliverySummary
+
+    try:
+        finished = DeliverySummary.from_dict(json.loads(variable.val)).finished_at
+    except Exception:
+        return None
+    return finished if finished.tzinfo else finished.replace(tzinfo=UTC)
 
 
 def report() -> dict[str, Any]:

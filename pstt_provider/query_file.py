@@ -10,23 +10,19 @@ A file looks like::
 
 ``define`` lines declare the parameters (the DAG's Params). Every reference in the body (``&NAME``,
 ``&&NAME``, ``&NAME.``, ``'&NAME'`` or ``:NAME``) becomes a bind variable in the driver's paramstyle:
-values never enter the SQL text, so quotes, semicolons or comment markers in a value are only data.
-
-Text the database reads as data is left alone: comments, ``"identifiers"``, PostgreSQL ``$$...$$`` /
-``$tag$...$tag$`` strings, and ``:NAME`` inside string literals. ``&NAME`` inside ``'...'`` and Oracle's
-``q'[...]'`` literals is a reference, as SQL*Plus substitutes it there too, unless ``SET DEFINE OFF`` is in force.
+values never enter the SQL text, so quotes, semicolons or comment markers in a value are only data
+(:mod:`pstt_provider.sql_scanner` finds them, leaving comments and quoted text alone).
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Paramstyle = Literal["named", "pyformat", "qmark", "numeric", "format"]
+from pstt_provider.sql_scanner import Layout, Paramstyle, QueryFileError, Reference, scan
 
 REQUIRED_MARKER = "obbligatorio"
 
@@ -36,24 +32,15 @@ _DEFINE = re.compile(
         \s*(?:--\s*(?P<comment>.*))?$""",
     re.IGNORECASE | re.VERBOSE,
 )
-_AMP_REF = re.compile(r"&&?(?P<name>[A-Za-z_][A-Za-z0-9_$#]*)\.?")
-_COLON_REF = re.compile(r"(?<![:\w]):(?P<name>[A-Za-z_][A-Za-z0-9_$#]*)")
-_CODE_REF = re.compile(f"{_AMP_REF.pattern}|{_COLON_REF.pattern.replace('(?P<name>', '(?P<cname>')}")
-_WHOLE_LITERAL_REF = re.compile(r"^&&?(?P<name>[A-Za-z_][A-Za-z0-9_$#]*)\.?$")
 _SQLPLUS_COMMAND = re.compile(r"^\s*(?:set|prompt|spool|undefine|whenever)\b.*$|^\s*/\s*$", re.IGNORECASE)
 # SQL*Plus abbreviates DEFINE down to DEF; SCAN is its obsolete ON/OFF-only synonym. SET takes several options a line.
 _SET_DEFINE = re.compile(
     r"^\s*set\s+(?:.*\s)?(?P<option>def(?:i(?:n(?:e)?)?)?|scan)\s+(?P<value>[^\s;]+)", re.IGNORECASE
 )
-# Oracle's alternative quoting q'[...]' (or nq'...'), not when the q ends an identifier such as ``seq'``.
-_Q_QUOTE = re.compile(r"(?<![\w$#])[nN]?[qQ]'")
-_Q_CLOSERS = {"[": "]", "{": "}", "<": ">", "(": ")"}
-# PostgreSQL's $$...$$ and $tag$...$tag$; a $ after a letter is part of an Oracle name such as V$SESSION.
-_DOLLAR_QUOTE = re.compile(r"(?<![\w$#])\$(?:[^\W\d]\w*)?\$")
 
 
-class QueryFileError(ValueError):
-    """A query file that cannot be turned into a bind-variable statement; the message names the file."""
+class QueryParameterError(QueryFileError):
+    """Values that do not fit the query's parameters: one it does not use, or a required one without a value."""
 
 
 @dataclass(frozen=True)
@@ -84,37 +71,6 @@ class BoundStatement:
 
 
 @dataclass(frozen=True)
-class Reference:
-    """One reference as the file spells it, so that messages quote the user's own text (``:x``, not ``&x``)."""
-
-    name: str
-    written: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.written} (line {self.line})"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """
-    Where the body's lines come from in the file, and where ``SET DEFINE OFF`` made ``&`` plain text.
-
-    The body leaves out ``define`` and SQL*Plus command lines, so without this every line number in a message
-    would be off by the lines above it.
-    """
-
-    file_lines: tuple[int, ...] = ()
-    define_off: frozenset[int] = frozenset()
-
-    def file_line(self, body_line: int) -> int:
-        return self.file_lines[body_line - 1] if body_line <= len(self.file_lines) else body_line
-
-    def substitutes(self, file_line: int) -> bool:
-        return file_line not in self.define_off
-
-
-@dataclass(frozen=True)
 class QueryFile:
     source: str
     body: str
@@ -139,8 +95,40 @@ class QueryFile:
         return tuple(first.values())
 
     def statement(self, paramstyle: Paramstyle) -> BoundStatement:
-        text, names, _ = _scan(self.body, self._canonical_names(), self.source, paramstyle, self.layout)
+        text, names, _ = scan(self.body, self._canonical_names(), self.source, paramstyle, self.layout)
         return BoundStatement(sql=text, names=tuple(names), paramstyle=paramstyle)
+
+    def bind_values(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The value of every parameter at run time: the ``define`` defaults, overridden by ``parameters`` (names
+        matched case-insensitively).
+
+        An optional parameter (``--Opzionale``) left empty binds NULL, as SQL*Plus users expect of a blank
+        optional filter; a required one, or a reference no ``define`` line declares, left empty is an error.
+        """
+        by_upper = self._canonical_names()
+        for name in self.references:
+            by_upper.setdefault(name.upper(), name)
+        unknown = [name for name in parameters if name.upper() not in by_upper]
+        if unknown:
+            raise QueryParameterError(
+                f"{self.source}: parameter(s) {', '.join(unknown)} not used by the query "
+                f"(it knows: {', '.join(by_upper.values()) or 'none'})"
+            )
+        values: dict[str, Any] = {
+            name: param.default for name, param in self.params.items() if param.default is not None
+        }
+        for name, value in parameters.items():
+            values[by_upper[name.upper()]] = value
+        optional = {name for name, param in self.params.items() if not param.required}
+        for name in optional:
+            if values.get(name) in (None, ""):
+                values[name] = None
+        required = dict.fromkeys([*self.references, *(name for name, param in self.params.items() if param.required)])
+        missing = [name for name in required if name not in optional and values.get(name) in (None, "")]
+        if missing:
+            raise QueryParameterError(f"{self.source}: no value for required parameter(s) {', '.join(missing)}")
+        return values
 
     def _canonical_names(self) -> dict[str, str]:
         return {name.upper(): name for name in self.params}
@@ -182,7 +170,7 @@ def parse_query_text(text: str, source: str = "<sql>") -> QueryFile:
     _check_is_a_query(body, source)
     canonical = {name.upper(): name for name in params}
     layout = Layout(tuple(file_lines), frozenset(define_off))
-    _, names, occurrences = _scan(body, canonical, source, "named", layout)
+    _, names, occurrences = scan(body, canonical, source, "named", layout)
     return QueryFile(
         source=source,
         body=body,
@@ -196,7 +184,7 @@ def parse_query_text(text: str, source: str = "<sql>") -> QueryFile:
 def to_bind_sql(
     sql: str, paramstyle: Paramstyle, canonical: Mapping[str, str] | None = None, source: str = "<sql>"
 ) -> BoundStatement:
-    text, names, _ = _scan(_strip_terminator(sql), canonical or {}, source, paramstyle, Layout())
+    text, names, _ = scan(_strip_terminator(sql), canonical or {}, source, paramstyle, Layout())
     return BoundStatement(sql=text, names=tuple(names), paramstyle=paramstyle)
 
 
@@ -279,151 +267,3 @@ def _check_is_a_query(body: str, source: str) -> None:
             f"{source}: the statement starts with {keyword or 'nothing'}, not SELECT or WITH: a query file holds "
             "one query that reads (no DDL, DML or PL/SQL)"
         )
-
-
-def _placeholder(name: str, paramstyle: Paramstyle, position: int) -> str:
-    if paramstyle == "named":
-        return f":{name}"
-    if paramstyle == "pyformat":
-        return f"%({name})s"
-    if paramstyle == "numeric":
-        return f":{position}"
-    if paramstyle == "format":
-        return "%s"
-    return "?"
-
-
-def _scan(
-    sql: str, canonical: Mapping[str, str], source: str, paramstyle: Paramstyle, layout: Layout
-) -> tuple[str, list[str], list[Reference]]:
-    """
-    Walk the SQL once, leaving comments, quoted identifiers, dollar-quoted strings and string literals alone except
-    for substitution references inside literals, which become concatenated binds ('A-&X' -> 'A-' || :X).
-    """
-    out: list[str] = []
-    names: list[str] = []
-    occurrences: list[Reference] = []
-    numeric_positions: dict[str, int] = {}
-    escape_percent = paramstyle in ("pyformat", "format")
-    line_starts = [0, *(newline.end() for newline in re.finditer("\n", sql))]
-
-    def line_at(index: int) -> int:
-        return layout.file_line(bisect_right(line_starts, index))
-
-    def where(index: int) -> str:
-        column = index - line_starts[bisect_right(line_starts, index) - 1] + 1
-        return f"line {line_at(index)}, column {column}"
-
-    def emit_bind(raw_name: str, written: str, index: int) -> str:
-        name = canonical.get(raw_name.upper(), raw_name)
-        names.append(name)
-        occurrences.append(Reference(name, written.rstrip("."), line_at(index)))
-        position = numeric_positions.setdefault(name, len(numeric_positions) + 1)
-        return _placeholder(name, paramstyle, position)
-
-    def plain(text: str) -> str:
-        return text.replace("%", "%%") if escape_percent else text
-
-    def code(segment: str, offset: int) -> str:
-        pieces: list[str] = []
-        last = 0
-        for match in _CODE_REF.finditer(segment):
-            if match["name"] and not layout.substitutes(line_at(offset + match.start())):
-                continue
-            pieces.append(plain(segment[last : match.start()]))
-            pieces.append(emit_bind(match["name"] or match["cname"], match[0], offset + match.start()))
-            last = match.end()
-        pieces.append(plain(segment[last:]))
-        return "".join(pieces)
-
-    def literal(body: str, offset: int, opening: str, closing: str) -> str:
-        """``body`` is the text between ``opening`` and ``closing`` (``'`` and ``'``, or ``q'[`` and ``]'``)."""
-        references = [match for match in _AMP_REF.finditer(body) if layout.substitutes(line_at(offset + match.start()))]
-        if not references:
-            return plain(opening + body + closing)
-        whole = _WHOLE_LITERAL_REF.match(body)
-        if whole:
-            return emit_bind(whole["name"], whole[0], offset)
-        parts: list[str] = []
-        last = 0
-        for match in references:
-            if match.start() > last:
-                parts.append(plain(opening + body[last : match.start()] + closing))
-            parts.append(emit_bind(match["name"], match[0], offset + match.start()))
-            last = match.end()
-        if last < len(body):
-            parts.append(plain(opening + body[last:] + closing))
-        return "(" + " || ".join(parts) + ")"
-
-    i = 0
-    start = 0
-    length = len(sql)
-    while i < length:
-        char = sql[i]
-        q_quote = _Q_QUOTE.match(sql, i) if char in "nNqQ" else None
-        dollar = _DOLLAR_QUOTE.match(sql, i) if char == "$" else None
-        if not (
-            q_quote
-            or dollar
-            or char in "'\""
-            or (char == "-" and sql.startswith("--", i))
-            or (char == "/" and sql.startswith("/*", i))
-        ):
-            i += 1
-            continue
-        out.append(code(sql[start:i], start))
-        if q_quote:
-            delimiter = sql[q_quote.end()] if q_quote.end() < length else ""
-            if not delimiter or delimiter.isspace():
-                raise QueryFileError(
-                    f"{source}: q-quoted literal at {where(i)} needs a delimiter right after the quote, as in q'[text]'"
-                )
-            opening = sql[i : q_quote.end() + 1]
-            closing = _Q_CLOSERS.get(delimiter, delimiter) + "'"
-            end = sql.find(closing, q_quote.end() + 1)
-            if end == -1:
-                raise QueryFileError(
-                    f"{source}: unterminated q-quoted literal starting at {where(i)}: it ends with {closing}"
-                )
-            out.append(literal(sql[q_quote.end() + 1 : end], q_quote.end() + 1, opening, closing))
-            i = end + len(closing)
-        elif dollar:
-            end = sql.find(dollar[0], dollar.end())
-            if end == -1:
-                raise QueryFileError(
-                    f"{source}: unterminated dollar-quoted string starting at {where(i)}: it ends with {dollar[0]}"
-                )
-            out.append(plain(sql[i : end + len(dollar[0])]))
-            i = end + len(dollar[0])
-        elif char == "'":
-            end = i + 1
-            while True:
-                end = sql.find("'", end)
-                if end == -1:
-                    raise QueryFileError(f"{source}: unterminated string literal starting at {where(i)}")
-                if sql.startswith("''", end):
-                    end += 2
-                    continue
-                break
-            out.append(literal(sql[i + 1 : end], i + 1, "'", "'"))
-            i = end + 1
-        elif char == '"':
-            end = sql.find('"', i + 1)
-            if end == -1:
-                raise QueryFileError(f"{source}: unterminated quoted identifier starting at {where(i)}")
-            out.append(plain(sql[i : end + 1]))
-            i = end + 1
-        elif char == "-":
-            end = sql.find("\n", i)
-            end = length if end == -1 else end
-            out.append(plain(sql[i:end]))
-            i = end
-        else:
-            end = sql.find("*/", i + 2)
-            if end == -1:
-                raise QueryFileError(f"{source}: unterminated comment starting at {where(i)}")
-            out.append(plain(sql[i : end + 2]))
-            i = end + 2
-        start = i
-    out.append(code(sql[start:], start))
-    return "".join(out), names, occurrences

@@ -100,7 +100,7 @@ def _base64_text(value: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(value).decode("ascii")
 
 
-_KEY_TEXT_BY_TYPE = {
+_KEY_TEXT_BY_TYPE: dict[type, Callable[[Any], str]] = {
     int: str,
     Decimal: str,
     float: repr,

@@ -1,13 +1,13 @@
 """
-Result sets streamed in batches, whatever the DB-API driver.
+Result sets streamed in batches, whatever the database: its ``Dialect`` says how to open and read the cursor.
 
-Memory stays flat in the number of rows: PostgreSQL gets a named (server-side) cursor so the server holds
-the result and ships ``batch_size`` rows per fetch; oracledb gets ``arraysize``/``prefetchrows`` and the
-output type handler; any other driver is read with ``fetchmany(batch_size)``. psycopg 3 fetches are read
-ahead on a thread (``ReadAhead``), so the database works on the next batch while the caller sends this one.
+Memory stays flat in the number of rows: every dialect fetches ``fetch_size`` rows per round trip (a server-side
+cursor for PostgreSQL, ``arraysize``/``prefetchrows`` for Oracle, ``fetchmany`` for the rest). Where the dialect
+can interrupt a fetch (psycopg 3), fetches are read ahead on a thread (``ReadAhead``), so the database works on
+the next batch while the caller sends this one.
 
-The query runs read-only where the driver is known (``READ_ONLY_STATEMENTS``): a query file that writes (DDL, DML,
-a data-modifying CTE, a function that writes) is refused by the database before anything changes.
+The query runs read-only where the dialect knows how (``Dialect.read_only_statement``): a query file that writes
+(DDL, DML, a data-modifying CTE, a function that writes) is refused by the database before anything changes.
 
 A database error becomes a ``SourceQueryError`` naming the query file, retried by Airflow, or a
 ``SourceQueryRejectedError``, which fails the task at once, according to the DB-API class the driver gives it
@@ -18,35 +18,18 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pstt_provider.exceptions import SourceQueryError, SourceQueryRejectedError
-from pstt_provider.query_file import Paramstyle
 
-_PARAMSTYLE_OVERRIDES: dict[str, Paramstyle] = {"sqlite3": "named"}
-_SERVER_SIDE_CURSOR_DRIVERS = frozenset({"psycopg", "psycopg2"})
-PG_NUMERIC_OID = 1700
-PG_FLOAT_OIDS = frozenset({700, 701, 1021, 1022})
-"""float4, float8 and their arrays: the PostgreSQL types psycopg hands over as Python floats (lists of them)."""
+if TYPE_CHECKING:
+    from pstt_provider.dialects.base import Dialect
+
 READ_AHEAD_POLL_S = 0.1
-READ_ONLY_STATEMENTS: dict[str, str] = {
-    "sqlite3": "PRAGMA query_only = ON",
-    "psycopg": "SET TRANSACTION READ ONLY",
-    "psycopg2": "SET TRANSACTION READ ONLY",
-    "oracledb": "SET TRANSACTION READ ONLY",
-}
-"""
-Run first on the connection, so the database itself refuses any write of the query: SQLite for the connection,
-PostgreSQL for the transaction the server-side cursor lives in (an autocommit connection cannot hold that cursor, so
-the query always runs inside it), Oracle for the transaction it starts. Oracle DDL is the exception: it commits
-implicitly and is not stopped by a read-only transaction, so only the account's privileges keep it out.
-"""
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +52,6 @@ def source_query_error(message: str, cause: BaseException) -> SourceQueryError:
     if classes & PERMANENT_DB_ERRORS and not classes & TRANSIENT_DB_ERRORS:
         return SourceQueryRejectedError(message)
     return SourceQueryError(message)
-
-
-def driver_name(connection: Any) -> str:
-    return type(connection).__module__.split(".")[0]
-
-
-def paramstyle_of(connection: Any) -> Paramstyle:
-    """The bind style the connection's own driver module declares (sqlite3 accepts ``:name`` too; we use it)."""
-    driver = driver_name(connection)
-    if driver in _PARAMSTYLE_OVERRIDES:
-        return _PARAMSTYLE_OVERRIDES[driver]
-    module = sys.modules.get(driver)
-    return getattr(module, "paramstyle", "named")
 
 
 class ReadAhead:
@@ -147,10 +117,10 @@ class _Failure:
 class ResultStream:
     columns: tuple[str, ...]
     cursor: Any
-    batch_size: int
+    fetch_size: int
     source: str
     number_text: frozenset[int] = frozenset()
-    """Positions of exact numbers the driver hands over as their text (see ``read_numbers_as_text``)."""
+    """Positions of exact numbers the driver hands over as their text (``Dialect.number_text``)."""
     float_columns: frozenset[int] | None = None
     """Positions the driver declares as floating point (or arrays of it); None: the driver declares no types."""
     cancel: Callable[[], None] | None = None
@@ -166,7 +136,7 @@ class ResultStream:
     def _fetch(self) -> Iterator[Sequence[Sequence[Any]]]:
         while True:
             try:
-                rows = self.cursor.fetchmany(self.batch_size)
+                rows = self.cursor.fetchmany(self.fetch_size)
             except Exception as err:
                 raise source_query_error(f"{self.source}: reading the result failed: {db_message(err)}", err) from err
             if not rows:
@@ -178,26 +148,18 @@ class ResultStream:
             self._read_ahead.close()
 
 
-def read_numbers_as_text(connection: Any) -> None:
-    """
-    PostgreSQL numeric arrives as its exact text instead of a ``Decimal`` (psycopg 3, this connection only).
-
-    The text is what the message needs (``RowEncoder`` writes it as a JSON number), so the ``Decimal``
-    that would be built per value and turned back into text is skipped: about a microsecond per row.
-    """
-    from psycopg.types.string import TextLoader
-
-    connection.adapters.register_loader("numeric", TextLoader)
+def db_message(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
-def make_read_only(connection: Any, driver: str, source: str) -> None:
-    """Makes the database refuse writes before the query runs (``READ_ONLY_STATEMENTS``); raises if it cannot."""
-    statement = READ_ONLY_STATEMENTS.get(driver)
+def make_read_only(connection: Any, dialect: Dialect, source: str) -> None:
+    """Makes the database refuse writes before the query runs; raises if it cannot."""
+    statement = dialect.read_only_statement
     if statement is None:
         log.warning(
-            "%s: no read-only mode known for the %s driver; the connection's privileges must stop writes",
+            "%s: no read-only mode known for %s connections; the connection's privileges must stop writes",
             source,
-            driver,
+            dialect.name,
         )
         return
     cursor = connection.cursor()
@@ -211,72 +173,39 @@ def make_read_only(connection: Any, driver: str, source: str) -> None:
         cursor.close()
 
 
-def float_positions(driver: str, description: Sequence[Sequence[Any]]) -> frozenset[int] | None:
-    """Columns declared floating point, for drivers whose description carries types; None for the others."""
-    if driver in _SERVER_SIDE_CURSOR_DRIVERS:
-        kinds: frozenset[Any] = PG_FLOAT_OIDS
-    elif driver == "oracledb":
-        from pstt_provider.oracle import FLOAT_TYPES
-
-        kinds = FLOAT_TYPES
-    else:
-        return None
-    return frozenset(position for position, column in enumerate(description) if column[1] in kinds)
-
-
-def db_message(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 @contextmanager
 def stream_query(
+    dialect: Dialect,
     connection: Any,
     sql: str,
     binds: Mapping[str, Any] | Sequence[Any],
     *,
-    batch_size: int,
     source: str,
+    fetch_size: int | None = None,
     prefetch_rows: int | None = None,
 ) -> Iterator[ResultStream]:
-    """Executes ``sql`` with ``binds`` on ``connection`` and yields the open result; closes cursor and connection."""
-    driver = driver_name(connection)
+    """
+    Executes ``sql`` with ``binds`` on ``connection`` read-only and yields the open result, ``fetch_size`` rows per
+    fetch (None: the dialect's own); closes cursor and connection.
+    """
+    fetch_size = dialect.fetch_size if fetch_size is None else fetch_size
     try:
-        make_read_only(connection, driver, source)
-        if driver in _SERVER_SIDE_CURSOR_DRIVERS:
-            if driver == "psycopg":
-                read_numbers_as_text(connection)
-            cursor = connection.cursor(name=f"pstt_{uuid.uuid4().hex}")
-            cursor.itersize = batch_size
-        else:
-            if driver == "oracledb":
-                from pstt_provider.oracle import output_type_handler, tune_cursor
-
-                connection.outputtypehandler = output_type_handler
-                cursor = connection.cursor()
-                tune_cursor(cursor, batch_size, prefetch_rows)
-            else:
-                cursor = connection.cursor()
-                cursor.arraysize = batch_size
+        make_read_only(connection, dialect, source)
+        cursor = dialect.open_cursor(connection, fetch_size, prefetch_rows)
         try:
             cursor.execute(sql, binds)
         except Exception as err:
             raise source_query_error(f"{source}: the database rejected the query: {db_message(err)}", err) from err
         if cursor.description is None:
             raise SourceQueryRejectedError(f"{source}: the statement returned no result set (is it a SELECT?)")
-        columns = tuple(column[0] for column in cursor.description)
-        number_text = frozenset(
-            position
-            for position, column in enumerate(cursor.description)
-            if driver == "psycopg" and column[1] == PG_NUMERIC_OID
-        )
         result = ResultStream(
-            columns=columns,
+            columns=tuple(column[0] for column in cursor.description),
             cursor=cursor,
-            batch_size=batch_size,
+            fetch_size=fetch_size,
             source=source,
-            number_text=number_text,
-            float_columns=float_positions(driver, cursor.description),
-            cancel=connection.cancel_safe if driver == "psycopg" else None,
+            number_text=dialect.number_text(cursor.description),
+            float_columns=dialect.float_columns(cursor.description),
+            cancel=dialect.canceller(connection),
         )
         try:
             yield result

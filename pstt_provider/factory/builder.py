@@ -1,4 +1,8 @@
-"""Stage 3: :class:`JobConfig` -> an Airflow DAG with one export task; :func:`build_dags` is what dags/ calls."""
+"""
+Stage 3: :class:`JobConfig` -> an Airflow DAG with one ``SqlToKafkaOperator`` task, whatever the database:
+the database-specific behaviour (fetch size, Oracle tuning) follows the connection's type inside the
+operator. :func:`build_dags` is what dags/ calls.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,13 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from pstt_provider.factory import templates
-from pstt_provider.factory.notifications import notifiers
+from pstt_provider.factory.parameters import ParamConfig
 from pstt_provider.factory.problems import Problem
-from pstt_provider.factory.validation import TASK_ID, InvalidSpecsError, JobConfig, ParamConfig, validator_for
-from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
+from pstt_provider.factory.task_arguments import TASK_ID, task_arguments
+from pstt_provider.factory.validation import InvalidSpecsError, JobConfig, validator_for
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 START_DATE = dt.date(2024, 1, 1)
-OPERATORS = {"SqlToKafkaOperator": SqlToKafkaOperator, "OracleToKafkaOperator": OracleToKafkaOperator}
 
 
 def build_dags(anchor: Path) -> tuple[dict[str, DAG], list[Problem]]:
@@ -69,28 +72,7 @@ def build_dag(config: JobConfig) -> DAG:
         auto_register=False,
     ) as dag:
         _attach_params(dag, config)
-        kafka = spec.kafka_config
-        OPERATORS[config.operator](
-            task_id=TASK_ID,
-            conn_id=spec.connection,
-            sql_file=str(config.query_file),
-            parameters=dict(config.parameters),
-            topic=kafka.topic,
-            message_key_field=kafka.message_key_field,
-            batch_size=kafka.batch_size,
-            include_metadata=kafka.include_metadata,
-            kafka_config_id=kafka.kafka_conn_id,
-            delivery=kafka.delivery,
-            producer_config=kafka.producer_config,
-            null_key=kafka.null_key,
-            dead_letter_topic=kafka.dead_letter_topic,
-            topic_config=kafka.topic_config.model_dump() if kafka.topic_config else None,
-            retries=spec.max_retries,
-            retry_delay=dt.timedelta(seconds=spec.retry_delay),
-            execution_timeout=dt.timedelta(seconds=spec.timeout) if spec.timeout else None,
-            on_failure_callback=notifiers(spec.email_notification, "failure", config.timezone),
-            on_success_callback=notifiers(spec.email_notification, "success", config.timezone),
-        )
+        SqlToKafkaOperator(task_id=TASK_ID, **task_arguments(config))
     return dag
 
 

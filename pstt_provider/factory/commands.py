@@ -127,6 +127,10 @@ def _print_text(description: dict[str, Any]) -> None:
     print(f"  source:     {view.query_file} on connection {view.db_conn_id}")
     print(f"  target:     topic {view.topic}, key {view.message_key_field}, Kafka connection {view.kafka_conn_id}")
     print(
+        f"  delivery:   {view.delivery}, NULL keys: {view.null_key}, too-large rows to: "
+        f"{view.dead_letter_topic or 'none (the task fails)'}, producer overrides: {view.producer_config or 'none'}"
+    )
+    print(
         f"  retries:    {view.retries} every {view.retry_delay_seconds:g} s, "
         f"timeout {f'{view.execution_timeout_seconds:g} s' if view.execution_timeout_seconds else 'none'}"
     )

@@ -1,23 +1,28 @@
 """
 What ``pstt render`` reports: read back from the DAG object the builder makes, not from the spec, so
-the output is what Airflow will schedule. Parameters are rendered with the DAG's own Jinja environment
-for a given logical date, exactly as a run at that moment would render them.
+the output is what Airflow will schedule; the task's arguments are every one the builder passes
+(:data:`~pstt_provider.factory.task_arguments.TASK_ARGUMENTS`). Parameters are rendered with the DAG's own
+Jinja environment for a given logical date, exactly as a run at that moment would render them.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pendulum
 
 from pstt_provider.factory.builder import build_dag
+from pstt_provider.factory.task_arguments import TASK_ID, shown_arguments
 from pstt_provider.factory.validation import JobConfig
+
+if TYPE_CHECKING:
+    from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 
 def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, Any]:
     dag = build_dag(config)
-    task = dag.get_task(dag.task_ids[0])
+    task = cast("SqlToKafkaOperator", dag.get_task(TASK_ID))  # the one task build_dag makes
     moment = _moment(logical_date, config.timezone)
     defaults = {name: param.value for name, param in dag.params.items()}
     environment = dag.get_template_env()
@@ -31,9 +36,6 @@ def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, An
         "scheduling_mode": config.spec.scheduling_mode,
         "scheduled": config.scheduled,
         "timezone": config.timezone,
-        "retries": task.retries,
-        "retry_delay_seconds": task.retry_delay.total_seconds(),
-        "execution_timeout_seconds": task.execution_timeout.total_seconds() if task.execution_timeout else None,
         "params": {
             param.name: {
                 "default": dag.params[param.name],
@@ -43,24 +45,12 @@ def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, An
             }
             for param in config.params
         },
-        "parameters": dict(task.parameters),
         "logical_date": moment.isoformat(),
         "rendered_parameters": rendered,
         "task_ids": list(dag.task_ids),
         "operator": type(task).__name__,
-        "query_file": str(config.query_file),
-        "topic": task.topic,
-        "message_key_field": task.message_key_field,
-        "kafka_conn_id": task.kafka_config_id,
-        "db_conn_id": task.conn_id,
-        "batch_size": task.batch_size,
-        "include_metadata": task.include_metadata,
-        "delivery": task.delivery,
         "tags": sorted(dag.tags),
-        "notifications": {
-            "on_failure": _recipients(task.on_failure_callback),
-            "on_success": _recipients(task.on_success_callback),
-        },
+        **shown_arguments(task),
     }
 
 
@@ -71,11 +61,3 @@ def _moment(logical_date: str | None, timezone: str) -> pendulum.DateTime:
     if not isinstance(parsed, pendulum.DateTime):
         raise ValueError(f"--logical-date {logical_date!r} is not a date and time")
     return parsed.in_timezone(timezone)
-
-
-def _recipients(callbacks: Any) -> list[str]:
-    addresses: list[str] = []
-    for callback in callbacks or []:
-        to = getattr(callback, "to", None)
-        addresses.extend([to] if isinstance(to, str) else list(to or []))
-    return addresses

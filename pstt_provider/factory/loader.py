@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
@@ -20,7 +20,10 @@ from pstt_provider.factory.problems import Problem, SpecError
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 DEFAULTS_STEM = "_defaults"
-_YAML_BASE: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    _YamlBase = yaml.SafeLoader
+else:  # libyaml's parser when PyYAML was built with it: the same safe constructors, parsed in C
+    _YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def jobs_dir(anchor: Path) -> Path:
@@ -95,7 +98,7 @@ def _load_json(text: str, display: str) -> Any:
 
 def _load_yaml(text: str, display: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Yaml12Loader)
+        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass: YAML 1.2 scalars only)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -104,13 +107,13 @@ def _load_yaml(text: str, display: str) -> Any:
         raise SpecError.single(display, "-", f"invalid YAML: {err}") from None
 
 
-class _Mapping(dict[str, Any]):
+class _Mapping(dict[Hashable, Any]):
     """A loaded object that remembers the keys it held twice (and where, for YAML), to report with their path."""
 
     repeated: list[tuple[str, str]]
 
     @classmethod
-    def from_pairs(cls, pairs: list[tuple[str, Any]], where: list[str] | None = None) -> _Mapping:
+    def from_pairs(cls, pairs: Sequence[tuple[Hashable, Any]], where: list[str] | None = None) -> _Mapping:
         mapping = cls()
         mapping.repeated = []
         for index, (key, value) in enumerate(pairs):
@@ -133,16 +136,18 @@ def _duplicates(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, str]]:
             yield from _duplicates(child, (*path, str(index)))
 
 
-class _Yaml12Loader(_YAML_BASE):
+class _Yaml12Loader(_YamlBase):
     """
     Plain YAML scalars read as YAML 1.2's core schema, not PyYAML's 1.1: ``NO``, ``on`` and ``12:30`` stay
     text and only ``true``/``false`` are booleans. Numbers with leading zeros (``0012``) stay text too, so
     codes keep their zeros; quote anything else meant as text. Duplicate keys are recorded, not last-wins.
     """
 
-    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}
+    # PyYAML keeps the resolvers on the class (add_implicit_resolver copies them into the subclass); its stubs
+    # declare them as an instance variable.
+    yaml_implicit_resolvers: ClassVar[dict[str | None, list[tuple[str, re.Pattern[str]]]]] = {}  # type: ignore[misc]
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Mapping:  # type: ignore[override]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
         self.flatten_mapping(node)
         pairs = []
         where = []
@@ -156,16 +161,16 @@ class _Yaml12Loader(_YAML_BASE):
             where.append(f" (line {key_node.start_mark.line + 1})")
         return _Mapping.from_pairs(pairs, where)
 
-    def construct_yaml_map(self, node: yaml.MappingNode) -> Iterator[_Mapping]:  # type: ignore[override]
+    def construct_yaml_map(self, node: yaml.MappingNode) -> Generator[_Mapping]:
         yield self.construct_mapping(node, deep=True)
 
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node))
         if text[:2] in ("0o", "0x"):
             return int(text[2:], 8 if text[1] == "o" else 16)
         return int(text)
 
-    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:  # type: ignore[override]
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         text = str(self.construct_scalar(node)).lower()
         return float(text.replace(".inf", "inf").replace(".nan", "nan"))
 

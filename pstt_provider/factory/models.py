@@ -1,19 +1,21 @@
 """
 The job spec: PSTT Tool's scheduling JSON, accepted unchanged, plus a few optional Airflow-side fields.
 
-These models are the single source of truth for the spec: ``pstt schema`` prints their JSON Schema and the
-docs' field table is generated from it (:func:`field_table`). Every model forbids unknown fields so that a
-typo is an error with a suggestion instead of a silently ignored setting.
+These models are the single source of truth for the spec: ``pstt schema`` prints their JSON Schema and
+scripts/gen_docs.py generates docs/job-spec.md's field table from it. Every model forbids unknown fields so
+that a typo is an error with a suggestion instead of a silently ignored setting; a field that was retired
+(:attr:`_Strict.retired_fields`) is refused with what replaced it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pstt_provider.factory import producer_settings
 from pstt_provider.factory.fields import (
@@ -29,6 +31,7 @@ from pstt_provider.factory.fields import (
     TimeZone,
     Topic,
 )
+from pstt_provider.factory.problems import rule_error
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -53,6 +56,8 @@ class _Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    retired_fields: ClassVar[Mapping[str, str]] = {}
+    """Field name -> why it is gone and what to do: such a field is a problem saying so, not an "unknown field"."""
 
 
 _TOPIC_SETTING = re.compile(r"^[a-z][a-z0-9.]{0,99}$")
@@ -86,7 +91,14 @@ class KafkaConfig(_Strict):
     )
     topic: Topic = Field(description="destination topic")
     message_key_field: Identifier = Field(description="result column whose value becomes the message key")
-    batch_size: int = Field(100, gt=0, le=1_000_000, description="rows fetched and produced per batch")
+    batch_size: int = Field(
+        100,
+        gt=0,
+        le=1_000_000,
+        description="accepted so that PSTT Tool's files load unchanged, and not used: the rows fetched per round trip "
+        "follow the database (the connection's type); tune the producer with producer_config "
+        "(batch.num.messages, linger.ms)",
+    )
     include_metadata: bool = Field(True, description="wrap each row as {data, metadata}; false sends the row alone")
     connection_name: ConnId = Field("default", description='Airflow Kafka connection id; "default" means kafka_default')
     delivery: Literal["at_least_once", "exactly_once"] = Field(
@@ -134,6 +146,12 @@ class EmailNotification(_Strict):
     from_email: Sender | None = Field(None, description="sender; default: the SMTP connection's from_email")
     smtp_connection: ConnId | None = Field(None, description="Airflow SMTP connection id; default: smtp_default")
 
+    @model_validator(mode="after")
+    def _someone_to_tell(self) -> EmailNotification:
+        if self.enabled and (self.on_success or self.on_failure) and not self.recipients:
+            raise rule_error("recipients", "e-mail is enabled but there are no recipients")
+        return self
+
     def addresses(self, event: Literal["success", "failure"]) -> list[str]:
         wanted = self.on_success if event == "success" else self.on_failure
         return list(self.recipients) if self.enabled and wanted else []
@@ -141,6 +159,11 @@ class EmailNotification(_Strict):
 
 class JobSpec(_Strict):
     """One scheduled export: PSTT Tool's job JSON (``name`` ... ``email_notification``) plus optional additions."""
+
+    retired_fields: ClassVar[Mapping[str, str]] = {
+        "connection_type": "no longer used: factory DAGs always use SqlToKafkaOperator, and the database's behaviour "
+        "(fetch size, Oracle tuning) now follows the type of the Airflow connection `connection`; delete the field",
+    }
 
     name: Text = Field(min_length=1, description="job name, shown as the DAG's display name")
     description: LongText = Field("", description="free text, shown as the DAG's description")
@@ -168,10 +191,6 @@ class JobSpec(_Strict):
     )
     timezone: TimeZone | None = Field(None, description="IANA name for the cron and the date templates")
     dag_id: str | None = Field(None, description="default: pstt_ + the spec file's path below the jobs folder")
-    connection_type: Literal["oracle", "generic"] | None = Field(
-        None,
-        description="oracle picks OracleToKafkaOperator; default: read from an AIRFLOW_CONN_* variable, else generic",
-    )
     tags: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=50, description="extra DAG tags (pstt is always added)"
     )
@@ -210,6 +229,12 @@ class JobSpec(_Strict):
         if value is not None and not _DAG_ID.match(value):
             raise ValueError(f"{value[:80]!r} is not a DAG id (1-250 of letters, digits, '_', '.', '-')")
         return value
+
+    @model_validator(mode="after")
+    def _cron_when_scheduled(self) -> JobSpec:
+        if self.scheduling_mode == "cron" and self.cron is None:
+            raise rule_error("cron", 'scheduling_mode is "cron" but cron is empty (use "manual" for trigger-only jobs)')
+        return self
 
 
 def check_cron(expression: str) -> str:
@@ -276,27 +301,3 @@ def job_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "PSTT job spec"
     return schema
-
-
-def field_table() -> list[tuple[str, str, bool, str, str]]:
-    """(field path, type, required, default, description) for every spec field, for generated docs."""
-    rows: list[tuple[str, str, bool, str, str]] = []
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            nested = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-            required = field.is_required()
-            default = "" if required or field.default_factory else repr(field.default)
-            kind = nested.__name__ if nested else _type_name(annotation)
-            rows.append((prefix + name, kind, required, default, field.description or ""))
-            if nested:
-                walk(nested, f"{prefix}{name}.")
-
-    walk(JobSpec, "")
-    return rows
-
-
-def _type_name(annotation: Any) -> str:
-    text = repr(annotation).replace("typing.", "")
-    return re.sub(r"<class '([^']+)'>", r"\1", text)

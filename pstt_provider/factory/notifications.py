@@ -9,10 +9,11 @@ from the run's context, never from spec text spliced into the template: the spec
 
 from __future__ import annotations
 
+import smtplib
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
@@ -68,7 +69,9 @@ class PsttEmailNotifier(SmtpNotifier):
     ``multipart/alternative`` message: mail clients and ticket systems that read text get the same facts.
     """
 
-    template_fields = (*SmtpNotifier.template_fields, "text_content")
+    # SmtpNotifier leaves its template_fields unannotated, so its tuple's length became its type (BaseNotifier
+    # declares Sequence[str]).
+    template_fields = (*SmtpNotifier.template_fields, "text_content")  # type: ignore[assignment]
 
     def __init__(self, *, text_content: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,19 +80,21 @@ class PsttEmailNotifier(SmtpNotifier):
     def notify(self, context: Any) -> None:
         with self.hook as smtp:
             self._build_email_content(smtp, context)
+            # It has filled in the sender and subject (from the connection, else its templates) or raised.
+            sender, subject = cast("str", self.from_email), cast("str", self.subject)
             message = MIMEMultipart("alternative")
-            message["Subject"] = self.subject
-            message["From"] = self.from_email
+            message["Subject"] = subject
+            message["From"] = sender
             recipients = [self.to] if isinstance(self.to, str) else list(self.to)
             message["To"] = ", ".join(recipients)
             message["Date"] = formatdate(localtime=True)
             message.attach(MIMEText(self.text_content, "plain", self.mime_charset))
             message.attach(MIMEText(self.html_content or "", "html", self.mime_charset))
             # The hook offers no way to send a message it did not build; its connected client does.
-            client = smtp._smtp_client
+            client = cast("smtplib.SMTP", smtp._smtp_client)  # entering the hook connected its synchronous client
             for attempt in range(smtp.smtp_retry_limit + 1):
                 try:
-                    client.sendmail(self.from_email, recipients, message.as_string())
+                    client.sendmail(sender, recipients, message.as_string())
                     break
                 except Exception:
                     if attempt == smtp.smtp_retry_limit:

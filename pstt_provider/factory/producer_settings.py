@@ -23,8 +23,8 @@ class Setting:
     """One allowed property: a whole number in ``[low, high]``, a boolean, or one of ``choices``."""
 
     what: str
-    low: int | None = None
-    high: int | None = None
+    low: int = 0
+    high: int = _INT32_MAX
     choices: tuple[str, ...] = ()
     boolean: bool = False
 
@@ -46,7 +46,6 @@ class Setting:
         else:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"must be a whole number, not {value!r}")
-            assert self.low is not None and self.high is not None
             if not self.low <= value <= self.high:
                 raise ValueError(f"must be from {self.low:,} to {self.high:,}, not {value:,}")
         return value

@@ -1,45 +1,29 @@
 """
 Stage 2: raw spec -> :class:`JobConfig`, everything the DAG builder needs, or every problem found.
 
-Checks the spec against the models, the query file it names, its parameters against the query's
-``define`` lines and its templates. Touches no database, broker or Airflow metadata: only files and
-``AIRFLOW_CONN_*`` variables, so it is safe (and fast) at DAG parse time.
+Checks the spec against the models (field rules and cross-field rules alike), the query file it names,
+its parameters against the query's ``define`` lines and its templates, and the DAG ids of a folder.
+Touches no database, broker or Airflow metadata, only files, so it is safe (and fast) at DAG parse time.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from pstt_provider.factory import loader, templates
+from pstt_provider.factory import loader
 from pstt_provider.factory.models import FolderDefaults, JobSpec
-from pstt_provider.factory.problems import Problem, SpecError
+from pstt_provider.factory.parameters import ParamConfig, compile_parameters
+from pstt_provider.factory.problems import Problem, Report, SpecError, validation_problems
 from pstt_provider.query_file import QueryFile, QueryFileError, parse_query_file
 
-OperatorName = Literal["SqlToKafkaOperator", "OracleToKafkaOperator"]
-TASK_ID = "export_to_kafka"
 MAX_DAG_ID_LENGTH = 250
-Report = Callable[[str, str], None]
-
-
-@dataclass(frozen=True)
-class ParamConfig:
-    """A query ``define`` as a DAG Param: ``default`` is what the trigger form shows (the spec's value if any)."""
-
-    name: str
-    default: str | None
-    required: bool
-    description: str
-    spec_value: str | None
-    templated: bool
 
 
 @dataclass(frozen=True)
@@ -54,7 +38,6 @@ class JobConfig:
     query_file: Path
     params: tuple[ParamConfig, ...]
     parameters: Mapping[str, str]
-    operator: OperatorName
     scheduled: bool
 
     @property
@@ -78,9 +61,9 @@ def default_timezone() -> str:
 
     name = conf.get("core", "default_timezone", fallback="utc")
     if name == "system":
-        import pendulum
+        from pendulum.tz import get_local_timezone  # pendulum.local_timezone, which type checkers take for its module
 
-        return pendulum.local_timezone().name
+        return get_local_timezone().name
     return "UTC" if name.lower() == "utc" else name
 
 
@@ -178,7 +161,7 @@ class Validator:
         try:
             spec = JobSpec.model_validate(merged)
         except ValidationError as err:
-            raise SpecError(_problems(display, err, JobSpec)) from None
+            raise SpecError(validation_problems(display, err, JobSpec)) from None
         return self._config(path, display, spec)
 
     def _folder_defaults(self, path: Path) -> dict[str, Any] | SpecError:
@@ -189,7 +172,7 @@ class Validator:
                 model = FolderDefaults.model_validate(loader.load(path, display))
                 self._defaults[path] = model.model_dump(exclude_none=True)
             except ValidationError as err:
-                self._defaults[path] = SpecError(_problems(display, err, FolderDefaults))
+                self._defaults[path] = SpecError(validation_problems(display, err, FolderDefaults))
             except SpecError as err:
                 self._defaults[path] = err
         return self._defaults[path]
@@ -201,17 +184,12 @@ class Validator:
             problems.append(Problem(display, field, reason))
 
         scheduled = spec.scheduling_mode == "cron" and spec.enabled and spec.kafka_config.enabled
-        if spec.scheduling_mode == "cron" and spec.cron is None:
-            problem("cron", 'scheduling_mode is "cron" but cron is empty (use "manual" for trigger-only jobs)')
-        email = spec.email_notification
-        if email.enabled and (email.on_success or email.on_failure) and not email.recipients:
-            problem("email_notification.recipients", "e-mail is enabled but there are no recipients")
         timezone = spec.timezone or self.default_timezone
         query_path, query = self._query(spec.query, problem)
         params: tuple[ParamConfig, ...] = ()
         parameters: dict[str, str] = {}
         if query is not None:
-            params, parameters = _parameters(spec, query, timezone, scheduled, problem)
+            params, parameters = compile_parameters(spec, query, timezone, scheduled, problem)
         dag_id = spec.dag_id or self._dag_id(path)
         if len(dag_id) > MAX_DAG_ID_LENGTH:
             problem(
@@ -219,9 +197,8 @@ class Validator:
                 f"the DAG id made from the spec's path is {len(dag_id)} characters, Airflow allows "
                 f"{MAX_DAG_ID_LENGTH}: set dag_id or use a shorter path",
             )
-        if problems:
+        if problems or query_path is None:  # without a query path, _query has reported why
             raise SpecError(problems)
-        assert query_path is not None
         return JobConfig(
             spec_file=path,
             display=display,
@@ -231,7 +208,6 @@ class Validator:
             query_file=query_path,
             params=params,
             parameters=parameters,
-            operator="OracleToKafkaOperator" if _is_oracle(spec) else "SqlToKafkaOperator",
             scheduled=scheduled,
         )
 
@@ -273,119 +249,8 @@ class Validator:
         return "pstt_" + re.sub(r"[^A-Za-z0-9_.-]", "_", ".".join(relative.parts))
 
 
-def _parameters(
-    spec: JobSpec, query: QueryFile, timezone: str, scheduled: bool, problem: Report
-) -> tuple[tuple[ParamConfig, ...], dict[str, str]]:
-    """Params for the trigger form and the Jinja the operator's ``parameters`` render from, per define."""
-    defines = {name.upper(): param for name, param in query.params.items()}
-    values: dict[str, str] = {}
-    for name, value in spec.parameters.items():
-        define = defines.get(name.upper())
-        if define is None:
-            close = difflib.get_close_matches(name.upper(), list(defines), n=1, cutoff=0.6)
-            hint = f"; did you mean {defines[close[0]].name}?" if close else ""
-            known = ", ".join(param.name for param in query.params.values()) or "none"
-            problem(f"parameters.{name}", f"the query defines no parameter {name}{hint} (it defines: {known})")
-            continue
-        values[define.name] = str(value)
-    params: list[ParamConfig] = []
-    parameters: dict[str, str] = {}
-    for define in query.params.values():
-        spec_value = values.get(define.name)
-        reference = f"{templates.PARAM_MACRO}({templates.literal(define.name)})"
-        if spec_value is not None:
-            if define.required and not spec_value.strip():
-                problem(
-                    f"parameters.{define.name}",
-                    f"the query requires {define.name} ({define.description or 'no description'}): "
-                    "an empty value would fail every run; give it a value or remove it",
-                )
-                continue
-            try:
-                translation = templates.translate(spec_value, timezone)
-            except templates.TemplateError as err:
-                problem(f"parameters.{define.name}", str(err))
-                continue
-            default: str | None = spec_value
-            templated = translation.dynamic
-            if translation.dynamic:
-                expression = (
-                    f"{reference} if {reference} != {templates.literal(spec_value)} else ({translation.expression})"
-                )
-            else:
-                expression = reference
-        else:
-            templated = False
-            default = define.default if define.default not in (None, "") or not define.required else None
-            if define.required and default is None and scheduled:
-                problem(
-                    f"parameters.{define.name}",
-                    f"the query requires {define.name} ({define.description or 'no description'}) "
-                    "and has no default: give it a value",
-                )
-                continue
-            expression = f"{reference} if {reference} is not none else ''"
-        params.append(ParamConfig(define.name, default, define.required, define.description, spec_value, templated))
-        parameters[define.name] = "{{ " + expression + " }}"
-    return tuple(params), parameters
-
-
-def _is_oracle(spec: JobSpec) -> bool:
-    if spec.connection_type is not None:
-        return spec.connection_type == "oracle"
-    return connection_type_from_env(spec.connection) == "oracle"
-
-
-def connection_type_from_env(conn_id: str) -> str | None:
-    """The type of an ``AIRFLOW_CONN_*`` connection (JSON or URI form), or None; never raises, never queries."""
-    raw = (os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}") or "").strip()
-    if not raw:
-        return None
-    if raw.startswith("{"):
-        try:
-            value = json.loads(raw).get("conn_type")
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, str) else None
-    scheme, separator, _ = raw.partition("://")
-    return scheme.replace("-", "_") if separator else None
-
-
 def _sql_files(folder: Path) -> list[str]:
     try:
         return [str(path.relative_to(folder)) for path in folder.rglob("*.sql")]
     except OSError:
         return []
-
-
-def _problems(display: str, err: ValidationError, model: type[BaseModel]) -> list[Problem]:
-    problems = []
-    for error in err.errors():
-        location = error["loc"]
-        field = ".".join(str(part) for part in location) or "-"
-        if error["type"] == "extra_forbidden":
-            known = _fields_at(model, location[:-1])
-            close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            reason = f"unknown field{hint}"
-        elif error["type"] == "missing":
-            reason = "required field is missing"
-        else:
-            reason = error["msg"].removeprefix("Value error, ")
-        problems.append(Problem(display, field, reason))
-    return problems
-
-
-def _fields_at(model: type[BaseModel], location: tuple[int | str, ...]) -> list[str]:
-    current: Any = model
-    for part in location:
-        field = current.model_fields.get(part) if isinstance(part, str) else None
-        nested = [kind for kind in (field.annotation, *get_args(field.annotation)) if _is_model(kind)] if field else []
-        if not nested:
-            return []
-        current = nested[0]
-    return list(current.model_fields)
-
-
-def _is_model(kind: Any) -> bool:
-    return isinstance(kind, type) and issubclass(kind, BaseModel)

@@ -21,9 +21,8 @@ import logging
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from airflow.configuration import conf
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.taskinstancehistory import TaskInstanceHistory
 from airflow.models.variable import Variable
@@ -45,16 +44,16 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from pstt_provider import options
 from pstt_provider.latency import LatencyHistogram
 from pstt_provider.summary import VARIABLE_PREFIX, DeliverySummary
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETENTION_DAYS = 90
 SUMMARY_GRACE = timedelta(minutes=2)
 """How long after a try ended its summary may still be on its way before the try is stored without one."""
 WATERMARK_OVERLAP = timedelta(minutes=10)
@@ -108,12 +107,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def retention_days() -> int:
-    return conf.getint("pstt", "metrics_retention_days", fallback=DEFAULT_RETENTION_DAYS)
-
-
-def ensure_tables(engine: Engine) -> None:
+def ensure_tables(bind: Engine | Connection) -> None:
     """Create the pstt tables on first use; they live beside Airflow's and outside its migrations."""
+    engine = bind.engine
     key = str(engine.url)
     if key in _ready_engines:
         return
@@ -129,9 +125,9 @@ def ensure_tables(engine: Engine) -> None:
         _ready_engines.add(key)
 
 
-def tables_exist(engine: Engine) -> bool:
+def tables_exist(bind: Engine | Connection) -> bool:
     """Whether the pstt tables are there, without creating them (read paths never write)."""
-    return all(inspect(engine).has_table(table.name) for table in metadata.sorted_tables)
+    return all(inspect(bind.engine).has_table(table.name) for table in metadata.sorted_tables)
 
 
 def summary_row(summary: DeliverySummary, now: datetime) -> dict[str, Any]:
@@ -157,7 +153,7 @@ def summary_row(summary: DeliverySummary, now: datetime) -> dict[str, Any]:
     }
 
 
-def _summary(row: Mapping[str, Any]) -> DeliverySummary:
+def _summary(row: Mapping[Any, Any]) -> DeliverySummary:
     return DeliverySummary(
         dag_id=row["dag_id"],
         run_id=row["run_id"],
@@ -186,12 +182,16 @@ def _insert(session: Session) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (SQLite, PostgreSQL) or ON DUPLICATE KEY (MySQL)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.mysql import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+    return mysql_insert
 
 
 def _set_state(session: Session, name: str, value: datetime) -> None:
@@ -226,8 +226,13 @@ def _upsert(session: Session, rows: list[dict[str, Any]]) -> int:
             statement = statement.on_conflict_do_nothing(
                 index_elements=["dag_id", "run_id", "task_id", "map_index", "try_number"]
             )
-        added += session.execute(statement).rowcount
+        added += _rowcount(session.execute(statement))
     return added
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched: ``Session.execute`` types its result as a plain ``Result``."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def _take_summaries(session: Session, now: datetime) -> list[dict[str, Any]]:
@@ -316,7 +321,7 @@ def cleanup(session: Session, days: int) -> int:
     old = tries_table.c.finished_at < cutoff
     deleted = 0
     if session.scalar(select(exists().where(old))):
-        deleted = session.execute(delete(tries_table).where(old)).rowcount
+        deleted = _rowcount(session.execute(delete(tries_table).where(old)))
         purged_before = _state(session, _PURGED_BEFORE)
         if purged_before is None or cutoff > purged_before:
             _set_state(session, _PURGED_BEFORE, cutoff)
@@ -327,7 +332,7 @@ def cleanup(session: Session, days: int) -> int:
 def maintain(session: Session) -> int:
     """The writer's round: bring in new summaries and unreported tries, then apply the configured retention."""
     added = ingest(session)
-    cleanup(session, retention_days())
+    cleanup(session, options.METRICS_RETENTION_DAYS.get())
     return added
 
 

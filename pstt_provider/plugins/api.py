@@ -16,19 +16,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails, DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-from airflow.configuration import conf
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pstt_provider import health as daily_check
+from pstt_provider import options
 from pstt_provider.metrics import aggregate, kafka_health, prometheus, store
 from pstt_provider.summary import DeliverySummary
+
+if TYPE_CHECKING:
+    from pstt_provider.hooks.kafka import PsttKafkaHook
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -38,7 +41,6 @@ STATIC_FILES = {
 }
 
 log = logging.getLogger(__name__)
-DEFAULT_MAINTENANCE_INTERVAL_S = 30.0
 CanReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 CanDeleteRuns = Depends(requires_access_dag("DELETE", DagAccessEntity.RUN))
 
@@ -113,9 +115,9 @@ def _authorize_connection_write(user: Any, conn_id: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden: using a Kafka connection needs edit rights")
 
 
-def _kafka_config(conn_id: str) -> dict[str, Any]:
+def _kafka_hook(conn_id: str) -> PsttKafkaHook:
     try:
-        return kafka_health.kafka_config(conn_id)
+        return kafka_health.kafka_hook(conn_id)
     except kafka_health.KafkaConnectionNotFoundError as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
     except kafka_health.NotAKafkaConnectionError as error:
@@ -130,10 +132,6 @@ def _health_payload() -> dict[str, Any]:
         "checked_at": _now().isoformat(),
         "connections": [result.as_dict() for result in results],
     }
-
-
-def maintenance_interval_s() -> float:
-    return conf.getfloat("pstt", "maintenance_interval_s", fallback=DEFAULT_MAINTENANCE_INTERVAL_S)
 
 
 async def _maintain_forever(interval_s: float) -> None:
@@ -155,7 +153,7 @@ async def _maintain_forever(interval_s: float) -> None:
 @asynccontextmanager
 async def maintenance(app: FastAPI) -> AsyncIterator[None]:
     """The API server's background task that is the only writer of the pstt tables (reads never write)."""
-    task = asyncio.create_task(_maintain_forever(maintenance_interval_s()))
+    task = asyncio.create_task(_maintain_forever(options.MAINTENANCE_INTERVAL_S.get()))
     try:
         yield
     finally:
@@ -173,6 +171,14 @@ def create_app() -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    _add_pages(app)
+    _add_kafka_routes(app)
+    _add_metrics_routes(app)
+    return app
+
+
+def _add_pages(app: FastAPI) -> None:
+    """The dashboard and its files, and the daily check's report."""
 
     @app.exception_handler(HTTPException)
     async def login_redirect_for_pages(request: Request, error: HTTPException) -> Response:
@@ -198,6 +204,10 @@ def create_app() -> FastAPI:
         """The same report as ``pstt health --json``: status, checks, metrics, failures, connections."""
         return daily_check.report()
 
+
+def _add_kafka_routes(app: FastAPI) -> None:
+    """The Kafka connections: their health, a probe and a test message (these two need connection write access)."""
+
     @app.get("/api/kafka/health", dependencies=[CanReadRuns])
     def health() -> dict[str, Any]:
         return _health_payload()
@@ -205,8 +215,8 @@ def create_app() -> FastAPI:
     @app.post("/api/kafka/test")
     def test_connection(body: ConnectionRequest, user: GetUserDep) -> dict[str, Any]:
         _authorize_connection_write(user, body.connection_id)
-        _kafka_config(body.connection_id)
-        result = kafka_health.probe(body.connection_id, kafka_health.probe_timeout_s())
+        _kafka_hook(body.connection_id)
+        result = kafka_health.probe(body.connection_id, options.KAFKA_PROBE_TIMEOUT_S.get())
         return {
             "status": "success" if result.reachable else "error",
             "connected": result.reachable,
@@ -216,12 +226,10 @@ def create_app() -> FastAPI:
 
     @app.post("/api/kafka/send")
     def send(body: SendRequest, user: GetUserDep) -> dict[str, Any]:
-        from pstt_provider.hooks.kafka import PsttKafkaHook
-
         _authorize_connection_write(user, body.connection_id)
-        _kafka_config(body.connection_id)
+        hook = _kafka_hook(body.connection_id)
         value = body.value if isinstance(body.value, str) else json.dumps(body.value, ensure_ascii=False)
-        producer = PsttKafkaHook(kafka_config_id=body.connection_id).get_producer()
+        producer = hook.get_producer()
         reports: list[Any] = []
         producer.produce(
             body.topic,
@@ -230,7 +238,7 @@ def create_app() -> FastAPI:
             headers=list(body.headers.items()),
             on_delivery=lambda error, message: reports.append((error, message)),
         )
-        producer.flush(kafka_health.probe_timeout_s() * 2)
+        producer.flush(options.KAFKA_PROBE_TIMEOUT_S.get() * 2)
         if not reports:
             raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, "Kafka did not acknowledge the message in time")
         error, message = reports[0]
@@ -243,6 +251,10 @@ def create_app() -> FastAPI:
             "partition": message.partition(),
             "offset": message.offset(),
         }
+
+
+def _add_metrics_routes(app: FastAPI) -> None:
+    """The stored tries' figures, for the dashboard and Prometheus, and their cleanup."""
 
     @app.get("/api/kafka/metrics/summary", dependencies=[CanReadRuns])
     def summary(period: Annotated[str, Query(pattern="^(today|24h|7d|30d)$")] = "today") -> dict[str, Any]:
@@ -278,7 +290,7 @@ def create_app() -> FastAPI:
     def cleanup(days: Annotated[int | None, Query(ge=0)] = None) -> dict[str, Any]:
         from airflow.utils.session import create_session
 
-        keep_days = store.retention_days() if days is None else days
+        keep_days = options.METRICS_RETENTION_DAYS.get() if days is None else days
         with create_session() as session:
             store.ingest(session)
             deleted = store.cleanup(session, keep_days)
@@ -290,5 +302,3 @@ def create_app() -> FastAPI:
 
         body = prometheus.exposition(_tries, kafka_health.check_all)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-    return app

@@ -26,8 +26,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import ROOT, new_topic
-from pstt_api_server import (
+from helpers import ROOT
+from helpers.kafka import new_topic
+from helpers.pstt_api_server import (
     DISPLAY_NAMES,
     FAILING_DAG,
     OK_DAG,
@@ -35,7 +36,6 @@ from pstt_api_server import (
     ApiServer,
     Delivered,
     deliver_two_runs,
-    migrate,
     wait_for_tries,
 )
 from websockets.sync.client import ClientConnection, connect
@@ -98,9 +98,8 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def delivered_server(tmp_path_factory, kafka_bootstrap) -> Iterator[tuple[ApiServer, Delivered]]:
-    home = tmp_path_factory.mktemp("pstt-dashboard-home")
-    migrate(home)
+def delivered_server(tmp_path_factory, airflow_home, kafka_bootstrap) -> Iterator[tuple[ApiServer, Delivered]]:
+    home = airflow_home(tmp_path_factory.mktemp("pstt-dashboard-home"))
     delivered = deliver_two_runs(
         home, new_topic(kafka_bootstrap), new_topic(kafka_bootstrap, config=UNWRITABLE_TOPIC_CONFIG)
     )
@@ -188,7 +187,8 @@ def test_dashboard_renders_the_runs_charts_and_connection_status(delivered_serve
         "(() => { const li = document.querySelector('#connections li[data-conn-id=\"kafka_default\"]');"
         " return {reachable: li.dataset.reachable, dot: li.querySelector('.dot').className, text: li.textContent}; })()"
     )
-    assert connection["reachable"] == "true" and connection["dot"] == "dot up"
+    assert connection["reachable"] == "true"
+    assert connection["dot"] == "dot up"
     assert page.evaluate("document.getElementById('overall').textContent") == "healthy"
 
     charts = page.evaluate(
@@ -198,9 +198,11 @@ def test_dashboard_renders_the_runs_charts_and_connection_status(delivered_serve
         " points: d.data.filter(v => v).length}))}; })"
     )
     messages, latency = charts
-    assert messages["type"] == "bar" and messages["width"] > 100
+    assert messages["type"] == "bar"
+    assert messages["width"] > 100
     assert {d["label"]: d["total"] for d in messages["datasets"]} == {"sent": 25, "failed": 5}
-    assert latency["type"] == "line" and latency["width"] > 100
+    assert latency["type"] == "line"
+    assert latency["width"] > 100
     assert [d["label"] for d in latency["datasets"]] == ["p50", "p99"]
     assert all(d["points"] >= 1 and d["total"] > 0 for d in latency["datasets"])
     assert messages["labels"][-1] == datetime.now(ZoneInfo(TIMEZONE)).strftime("%H:00")  # the hours are local
@@ -221,7 +223,8 @@ def test_dashboard_renders_the_runs_charts_and_connection_status(delivered_serve
         "5",
         "failed",
     ]
-    assert "too large" in failing["error"] and ok["error"] == ""
+    assert "too large" in failing["error"]
+    assert ok["error"] == ""
     assert failing["finished"] == local(delivered.summaries[FAILING_DAG]["finished_at"])
 
     page.evaluate("document.querySelector('#test-form button').click()")
@@ -300,4 +303,5 @@ def save_screenshot(page: DevTools, name: str, tmp_path: Path) -> None:
     shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.write_bytes(base64.b64decode(shot["data"]))
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.stat().st_size > 20_000

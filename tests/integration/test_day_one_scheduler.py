@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow_standalone import Standalone
-from pstt_api_server import free_port
+from helpers.airflow_standalone import Standalone
+from helpers.pstt_api_server import free_port
 
 SOURCE_CONN = "pstt_day_one_sqlite"
 QUERY = """\

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 DOCS = ROOT / "docs"
 SCRATCH_COPY = (
@@ -83,18 +83,10 @@ def pages_with(info: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def docs_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def docs_airflow_home(tmp_path_factory: pytest.TempPathFactory, airflow_home) -> dict[str, str]:
     """A migrated metadata DB of the docs tests' own, so their DAG runs never show up in other tests' metrics."""
-    home = tmp_path_factory.mktemp("docs-airflow")
-    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
-    subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return env
+    home = airflow_home(tmp_path_factory.mktemp("docs-airflow"))
+    return {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"}
 
 
 @pytest.fixture
@@ -208,7 +200,8 @@ def check_docker(args: list[str]) -> None:
     assert args[:1] == ["compose"], f"docker {' '.join(args)}: only `docker compose` is documented"
     sub, rest = args[1], [arg for arg in args[2:] if not arg.startswith("-")]
     if sub in {"exec", "run"}:
-        assert rest and rest[0] in compose_services(), f"docker compose {sub}: unknown service in {rest}"
+        assert rest, f"docker compose {sub}: no service named"
+        assert rest[0] in compose_services(), f"docker compose {sub}: unknown service in {rest}"
         command = args[args.index(rest[0]) + 1 :]
         if command[:1] == ["airflow"]:
             check_airflow(command[1:])

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers.airflow_home import airflow_env
+from helpers.pstt_api_server import ApiServer, seed, stored_tries, summary_variables, wait_for_tries
 from prometheus_client.parser import text_string_to_metric_families
-from pstt_api_server import ApiServer, airflow_env, migrate, seed, stored_tries, summary_variables, wait_for_tries
 
 from pstt_provider.latency import LatencyHistogram
 from pstt_provider.metrics import store
@@ -63,9 +64,8 @@ FIRST, RETRY = (
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pstt-health-api-home")
-    migrate(path)
+def home(tmp_path_factory: pytest.TempPathFactory, airflow_home: Callable[[Path], Path]) -> Path:
+    path = airflow_home(tmp_path_factory.mktemp("pstt-health-api-home"))
     seed(path, [FIRST, RETRY])  # Variables, then store.ingest, as the API server's writer does
     return path
 
@@ -95,7 +95,8 @@ def test_the_writer_stored_both_tries_of_the_run_and_removed_their_variables(hom
     tries = stored_tries(home, dag_id=DAG_ID)
     assert [(item.try_number, item.state) for item in tries] == [(2, "success"), (1, "failed")]
     assert [item.display_name for item in tries] == [NAME, NAME]
-    assert tries[1].errors == (FIRST_ERROR,) and tries[1].reported
+    assert tries[1].errors == (FIRST_ERROR,)
+    assert tries[1].reported
     assert (tries[1].messages_dead_lettered, tries[1].messages_aborted) == (2, 195)
     assert summary_variables(home) == []
 
@@ -110,7 +111,8 @@ def test_a_retried_job_is_two_tries_one_failed_in_the_dashboard_api(admin):
         (2, "success", NAME),
         (1, "failed", NAME),
     ]
-    assert tries[1]["errors"] == [FIRST_ERROR] and tries[1]["run_id"] == RUN_ID
+    assert tries[1]["errors"] == [FIRST_ERROR]
+    assert tries[1]["run_id"] == RUN_ID
     assert admin.get("/pstt/api/kafka/metrics/jobs").json() == [{"dag_id": DAG_ID, "display_name": NAME}]
 
 
@@ -172,7 +174,8 @@ def test_get_health_is_the_report_of_pstt_health_json_and_needs_a_token(server, 
     api = response.json()
     assert (api["status"], api["checks"]) == (cli["status"], cli["checks"])
     assert (api["metrics"], api["failures"], api["window_hours"]) == (cli["metrics"], cli["failures"], 24)
-    assert code == 1 and api["status"] == "warning"
+    assert code == 1
+    assert api["status"] == "warning"
     assert [c["conn_id"] for c in api["connections"]] == [c["conn_id"] for c in cli["connections"]]
 
     with httpx.Client(base_url=server.url, timeout=30) as anonymous:

@@ -6,14 +6,15 @@ to cross each of the seed's thresholds, with the real local broker behind ``kafk
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BOOTSTRAP
-from pstt_api_server import airflow_env, free_port, metadata_engine, migrate, seed
+from helpers.airflow_home import airflow_env, metadata_engine
+from helpers.pstt_api_server import free_port, seed
+from helpers.services import BOOTSTRAP
 
 from pstt_provider.latency import LatencyHistogram
 from pstt_provider.metrics import store
@@ -22,19 +23,10 @@ from pstt_provider.summary import DeliverySummary
 PSTT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "pstt")
 
 
-@pytest.fixture(scope="module")
-def migrated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("pstt-health-template")
-    migrate(home)
-    return home
-
-
 @pytest.fixture
-def home(migrated_home: Path, tmp_path: Path) -> Path:
+def home(airflow_home: Callable[[Path], Path], tmp_path: Path) -> Path:
     """A fresh copy of the migrated metadata DB for each test."""
-    (tmp_path / "dags").mkdir()
-    shutil.copy(migrated_home / "airflow.db", tmp_path / "airflow.db")
-    return tmp_path
+    return airflow_home(tmp_path)
 
 
 def store_try(
@@ -152,7 +144,8 @@ def test_a_job_that_fails_before_sending_anything_is_a_warning_naming_the_try(ho
     code, report = pstt_health_json(home)
 
     assert code == 1, report
-    assert levels(report)["success rate"] == "ok" and levels(report)["failed runs"] == "warning"
+    assert levels(report)["success rate"] == "ok"
+    assert levels(report)["failed runs"] == "warning"
     assert report["metrics"]["try_success_rate"] == report["metrics"]["run_success_rate"] == 50.0
     assert report["failures"] == [
         {
@@ -182,14 +175,16 @@ def test_an_unreachable_kafka_connection_exits_2_in_one_line_without_librdkafka_
     [line] = [line for line in result.stdout.splitlines() if "kafka_dead" in line]
     assert line.startswith("  [CRIT] kafka kafka_dead: unreachable: no broker answered within 2 s: ")
     assert "Connection refused" in line
-    assert "FAIL" not in result.stderr and "%3|" not in result.stderr, result.stderr
+    assert "FAIL" not in result.stderr, result.stderr
+    assert "%3|" not in result.stderr, result.stderr
     assert "rdkafka" not in result.stdout + result.stderr
 
     code, report = pstt_health_json(home, AIRFLOW_CONN_KAFKA_DEAD=dead, AIRFLOW__PSTT__KAFKA_PROBE_TIMEOUT_S="2")
     assert code == 2, report
     assert levels(report)["kafka kafka_dead"] == "critical"
     dead_health = next(c for c in report["connections"] if c["conn_id"] == "kafka_dead")
-    assert dead_health["reachable"] is False and "\n" not in dead_health["error"]
+    assert dead_health["reachable"] is False
+    assert "\n" not in dead_health["error"]
 
 
 def test_pstt_kafka_connections_are_probed_like_kafka_ones(home, kafka_bootstrap):
@@ -263,13 +258,15 @@ def test_without_airflow_configuration_one_line_says_what_to_set_exit_2_and_noth
     [line] = output.splitlines()
     if as_json:
         report = json.loads(line)
-        assert report["status"] == "critical" and report["checks"][0]["level"] == "critical"
+        assert report["status"] == "critical"
+        assert report["checks"][0]["level"] == "critical"
         line = report["error"]
     else:
         assert line.startswith("pstt health: no Airflow metadata database at ")
     assert str(user_home / "airflow" / "airflow.db") in line
     assert "AIRFLOW_HOME is not set" in line
-    assert "set AIRFLOW_HOME" in line and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in line
+    assert "set AIRFLOW_HOME" in line
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in line
     assert "Traceback" not in result.stdout + result.stderr
     assert files_under(user_home) == []
 
@@ -292,7 +289,8 @@ def test_an_airflow_home_without_a_database_or_with_an_empty_one_is_named_and_le
         f"(AIRFLOW_HOME={airflow_home}, without airflow.cfg): set AIRFLOW_HOME to the Airflow home whose "
         "airflow.cfg names the metadata database, or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to the database's URL"
     ]
-    assert files_under(airflow_home) == [] and files_under(user_home) == []
+    assert files_under(airflow_home) == []
+    assert files_under(user_home) == []
 
     (airflow_home / "airflow.db").touch()  # e.g. made by a tool that crashed: not an Airflow DB
     empty = subprocess.run(
@@ -304,8 +302,10 @@ def test_an_airflow_home_without_a_database_or_with_an_empty_one_is_named_and_le
     )
     assert empty.returncode == 2
     [line] = empty.stderr.splitlines()
-    assert "is not an initialised Airflow metadata database" in line and "airflow db migrate" in line
-    assert files_under(airflow_home) == ["airflow.db"] and (airflow_home / "airflow.db").stat().st_size == 0
+    assert "is not an initialised Airflow metadata database" in line
+    assert "airflow db migrate" in line
+    assert files_under(airflow_home) == ["airflow.db"]
+    assert (airflow_home / "airflow.db").stat().st_size == 0
 
 
 def test_the_database_named_by_airflow_cfg_is_the_one_read(home, tmp_path, kafka_bootstrap):
@@ -340,6 +340,7 @@ def test_an_unreachable_server_database_is_one_line_exit_2(tmp_path):
 
     assert result.returncode == 2
     problem = [line for line in result.stderr.splitlines() if line.startswith("pstt health: ")]
-    assert len(problem) == 1 and "cannot reach the Airflow metadata database" in problem[0], result.stderr
+    assert len(problem) == 1, result.stderr
+    assert "cannot reach the Airflow metadata database" in problem[0], result.stderr
     assert "secret-pw" not in result.stderr
     assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from conftest import KAFKA_CA, ROOT, SASL_BOOTSTRAP, SCRAM_PASSWORD, SCRAM_USER, new_topic
+from helpers import ROOT
+from helpers.kafka import new_topic
+from helpers.services import KAFKA_CA, SASL_BOOTSTRAP, SCRAM_PASSWORD, SCRAM_USER
 
 SEED = ROOT / "tests" / "fixtures" / "seed"
 PROD_PASSWORD = "prod-" + uuid.uuid4().hex
@@ -175,6 +178,45 @@ def test_airflow_connections_import_loads_the_printed_file(seed_environ, airflow
     for conn_id in ("development", "collaudo", "produzione", "kafka_default", "smtp_default"):
         assert f"Imported connection {conn_id}" in imported.stdout
     assert stored_extra("collaudo")["sasl.mechanism"] == "PLAIN"
+
+
+def test_create_hands_airflows_importer_a_file_only_this_user_reads_and_deletes_it(airflow_db, monkeypatch):
+    from airflow.cli.commands import connection_command
+
+    from pstt_provider.connections.airflow_import import import_connections
+
+    real_import = connection_command.connections_import
+    seen = {}
+
+    def watched_import(args):
+        path = Path(args.file)
+        seen.update(path=path, content=json.loads(path.read_text()))
+        seen.update(modes=(stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode)))
+        real_import(args)
+
+    monkeypatch.setattr(connection_command, "connections_import", watched_import)
+    conn_id = "private_" + uuid.uuid4().hex
+    connection = {
+        "conn_type": "kafka",
+        "extra": {"bootstrap.servers": "127.0.0.1:9092", "sasl.password": PROD_PASSWORD},
+    }
+
+    assert import_connections({conn_id: connection}, overwrite=False) == [f"created {conn_id} (kafka)"]
+    assert seen["content"] == {conn_id: connection}
+    assert seen["modes"] == (0o600, 0o700)
+    assert not seen["path"].parent.exists()
+    assert stored_extra(conn_id)["sasl.password"] == PROD_PASSWORD
+
+
+def test_create_without_airflows_database_says_to_migrate_it_first(tmp_path):
+    (tmp_path / "connections.json").write_text('{"kafka_connections": {"k": {"bootstrap_servers": "127.0.0.1:9092"}}}')
+    fresh_airflow = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/a.db"}
+    result = pstt("import-connections", str(tmp_path / "connections.json"), "--create", env=fresh_airflow)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("pstt import-connections: cannot read Airflow's connections (no such table: connection)")
+    assert "`airflow db migrate`" in line
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ million messages back.
 from __future__ import annotations
 
 import pytest
-from memory import measure_extraction
+from helpers.memory import measure_extraction
 
 SMALL = 200_000
 LARGE = 2_000_000

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 
 import pytest
 from confluent_kafka import Producer
-from operator_context import RecordingTaskInstance, context_for, retry_of
+from helpers.operator_context import RecordingTaskInstance, context_for, retry_of
 
 from pstt_provider.exceptions import SourceQueryError, TransactionTimeoutError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
@@ -16,15 +15,13 @@ ROWS = 1000
 
 
 @pytest.fixture
-def fuse_table(pg_conn) -> str:
+def fuse_table(new_pg_table) -> str:
     """Rows 1..1000; row 550 divides by zero until the test repairs it, failing the query mid-stream."""
-    name = f"pstt_eos_{uuid.uuid4().hex[:10]}"
-    pg_conn.execute(
-        f"CREATE TABLE {name} AS SELECT g AS id, 'row ' || g AS payload, "
-        f"CASE WHEN g = 550 THEN 0 ELSE 1 END AS divisor FROM generate_series(1, {ROWS}) g"
+    return new_pg_table(
+        "pstt_eos",
+        f"AS SELECT g AS id, 'row ' || g AS payload, "
+        f"CASE WHEN g = 550 THEN 0 ELSE 1 END AS divisor FROM generate_series(1, {ROWS}) g",
     )
-    yield name
-    pg_conn.execute(f"DROP TABLE {name}")
 
 
 def exactly_once(table: str, topic: str, **kwargs) -> SqlToKafkaOperator:
@@ -51,7 +48,7 @@ def test_failed_then_retried_run_leaves_each_key_exactly_once_and_a_rerun_adds_n
     with pytest.raises(SourceQueryError, match="division by zero"):
         exactly_once(fuse_table, topic).execute(context_for(first))
     assert first.xcoms["pstt_delivery"]["rows"] == 500
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
 
     pg_conn.execute(f"UPDATE {fuse_table} SET divisor = 1")
     retry = retry_of(first)
@@ -116,5 +113,5 @@ def test_an_extraction_that_would_outlive_the_transaction_fails_saying_what_to_d
     with pytest.raises(TransactionTimeoutError, match=r"Raise transaction\.timeout\.ms"):
         slow.execute(context_for(ti))
 
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
     assert ti.xcoms["pstt_delivery"]["state"] == "failed"

@@ -7,8 +7,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from conftest import new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
@@ -17,11 +17,11 @@ BIG_AMOUNT = Decimal("1234567890123456789012345678.0123456789")
 
 
 @pytest.fixture
-def typed_table(pg_conn) -> str:
-    name = f"pstt_typed_{uuid.uuid4().hex[:10]}"
-    pg_conn.execute(
+def typed_table(new_pg_table) -> str:
+    return new_pg_table(
+        "pstt_typed",
         f"""
-        CREATE TABLE {name} AS
+        AS
         SELECT g AS id,
                CASE WHEN g = 1 THEN {BIG_AMOUNT}::numeric(38,10)
                     WHEN g % 7 = 0 THEN NULL
@@ -32,10 +32,8 @@ def typed_table(pg_conn) -> str:
                CASE WHEN g % 11 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END AS raw,
                'spedizione n° ' || g || ' — città «ü» 東京' AS note
         FROM generate_series(1, {ROWS}) g
-        """
+        """,
     )
-    yield name
-    pg_conn.execute(f"DROP TABLE {name}")
 
 
 def test_postgres_rows_land_in_kafka_once_each_with_exact_types(typed_table, pg_conn, topic, consume):

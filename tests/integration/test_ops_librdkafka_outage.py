@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from conftest import PrivateBroker, consume_all, new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import PrivateBroker, consume_all, new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
 
-from pstt_provider.hooks.kafka import LIBRDKAFKA_LOGGER
+from pstt_provider.hooks.librdkafka_log import LIBRDKAFKA_LOGGER
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 ROWS = 100_000
@@ -107,7 +107,8 @@ def test_a_60_second_broker_outage_leaves_at_most_10_librdkafka_lines_in_the_tas
     result = operator.execute(context_for(RecordingTaskInstance()))
 
     outage.join(180)
-    assert outage.error is None and outage.restarted_at is not None, outage.error
+    assert outage.error is None, outage.error
+    assert outage.restarted_at is not None
     assert (result["state"], result["messages_sent"], result["messages_failed"]) == ("success", ROWS, 0)
     records = consume_all(topic, bootstrap=private_broker.bootstrap, expected=ROWS, timeout_s=180)
     assert {r.key for r in records} == {f"K{n:06d}".encode() for n in range(1, ROWS + 1)}

@@ -12,13 +12,13 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
-from conftest import BOOTSTRAP, PrivateBroker, _free_port_triple, consume_all
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import consume_all
+from helpers.operator_context import RecordingTaskInstance, context_for
+from helpers.services import BOOTSTRAP
 
 from pstt_provider.exceptions import TopicNotFoundError
 from pstt_provider.hooks.kafka import PsttKafkaHook
@@ -55,20 +55,6 @@ def partitions_and_retention(bootstrap: str, topic: str) -> tuple[int, str]:
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(timeout=10)
     return partitions, configs["retention.ms"].value
-
-
-@pytest.fixture
-def no_auto_create_broker(
-    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[PrivateBroker]:
-    """A private broker with ``auto.create.topics.enable=false`` (scripts/kafka.sh PSTT_KAFKA_AUTO_CREATE_TOPICS)."""
-    monkeypatch.setenv("PSTT_KAFKA_AUTO_CREATE_TOPICS", "false")
-    broker = PrivateBroker(tmp_path_factory.mktemp("no-auto-create"), _free_port_triple())
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def kafka_connection(monkeypatch: pytest.MonkeyPatch, bootstrap: str) -> str:
@@ -119,7 +105,7 @@ def test_concurrent_creators_of_the_same_topic_all_succeed(kafka_bootstrap):
     def check() -> None:
         hook = PsttKafkaHook("kafka_default")
         try:
-            hook.check_reachable(hook.get_admin_client(), topic, 30, topic_config=TOPIC_SETTINGS)
+            hook.topics().ensure_writable(topic, 30, topic_config=TOPIC_SETTINGS)
         except BaseException as err:
             failures.append(err)
 
@@ -179,8 +165,8 @@ def test_the_hook_reads_whether_the_broker_auto_creates_topics(kafka_bootstrap, 
     private = PsttKafkaHook(kafka_connection(monkeypatch, no_auto_create_broker.bootstrap))
 
     assert kafka_bootstrap == BOOTSTRAP
-    assert shared.broker_auto_creates_topics(shared.get_admin_client(), 10) is True
-    assert private.broker_auto_creates_topics(private.get_admin_client(), 10) is False
+    assert shared.topics().broker_auto_creates(10) is True
+    assert private.topics().broker_auto_creates(10) is False
 
 
 def test_when_the_broker_configuration_cannot_be_read_a_topic_that_never_appears_fails_at_the_deadline(
@@ -188,11 +174,12 @@ def test_when_the_broker_configuration_cannot_be_read_a_topic_that_never_appears
 ):
     """No DescribeConfigs permission (managed clusters): waiting is the only way to tell, bounded by the timeout."""
     hook = PsttKafkaHook(kafka_connection(monkeypatch, no_auto_create_broker.bootstrap))
-    monkeypatch.setattr(hook, "broker_auto_creates_topics", lambda admin, timeout_s: None)
+    topics = hook.topics()
+    monkeypatch.setattr(topics, "broker_auto_creates", lambda timeout_s: None)
     started = time.monotonic()
 
     with pytest.raises(TopicNotFoundError, match=r"did not appear within 3 s.*kafka_config\.topic_config"):
-        hook.check_reachable(hook.get_admin_client(), fresh_topic_name(), 3)
+        topics.ensure_writable(fresh_topic_name(), 3)
 
     assert 2.5 < time.monotonic() - started < 8
 
@@ -203,7 +190,7 @@ def test_the_exactly_once_marker_topic_is_created_compacted_with_its_partitions_
     """Asked for by name first, the auto-creating broker used to make it with one partition and delete policy."""
     topic = f"pstt-run-markers-ops-{uuid.uuid4().hex[:8]}"
 
-    assert ensure_marker_topic({"bootstrap.servers": kafka_bootstrap}, topic, 30) == MARKER_PARTITIONS
+    assert ensure_marker_topic(AdminClient({"bootstrap.servers": kafka_bootstrap}), topic, 30) == MARKER_PARTITIONS
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     resource = ConfigResource(ResourceType.TOPIC, topic)

@@ -10,8 +10,8 @@ import logging
 import re
 import uuid
 
-from conftest import new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
@@ -70,7 +70,8 @@ def test_the_first_log_lines_name_the_parameter_values_and_progress_lines_give_r
     ]
     assert len(progress) >= 2, lines
     counts = [int(m.group(1)) for m in progress]
-    assert counts == sorted(counts) and 0 < counts[0] < ROWS
+    assert counts == sorted(counts)
+    assert 0 < counts[0] < ROWS
     assert all(int(m.group(2)) > 0 for m in progress)
     assert lines[-1].startswith(f"Published {ROWS} of {ROWS} rows to {topic}")
     for text in (caplog.text, output.out, output.err, json.dumps(ti.xcoms, default=str)):

@@ -7,14 +7,15 @@ summaries wait in Airflow Variables until the server's background writer moves t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import consume_all, new_topic
-from prometheus_client.parser import text_string_to_metric_families
-from pstt_api_server import (
+from helpers.airflow_home import metadata_engine
+from helpers.kafka import consume_all, new_topic
+from helpers.pstt_api_server import (
     DISPLAY_NAMES,
     FAILING_DAG,
     MAINTENANCE_INTERVAL_S,
@@ -23,12 +24,11 @@ from pstt_api_server import (
     ApiServer,
     Delivered,
     deliver_two_runs,
-    metadata_engine,
-    migrate,
     seed,
     summary_variables,
     wait_for_tries,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
 from pstt_provider.latency import LatencyHistogram
@@ -56,10 +56,8 @@ WRITE_ENDPOINTS = [
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("pstt-plugin-home")
-    migrate(path)
-    return path
+def home(tmp_path_factory: pytest.TempPathFactory, airflow_home: Callable[[Path], Path]) -> Path:
+    return airflow_home(tmp_path_factory.mktemp("pstt-plugin-home"))
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +156,8 @@ def test_every_endpoint_refuses_requests_without_a_valid_token(server):
             assert anonymous.post(path, json=body).status_code == 401, path
         assert anonymous.get("/pstt/openapi.json").status_code == 404  # no unauthenticated schema either
         page = anonymous.get("/pstt/", follow_redirects=False)
-        assert page.status_code == 307 and "/auth/login" in page.headers["location"]
+        assert page.status_code == 307
+        assert "/auth/login" in page.headers["location"]
     with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": "Bearer forged"}) as forged:
         for path in READ_ENDPOINTS:
             assert forged.get(path).status_code in (401, 403), path
@@ -192,7 +191,8 @@ def test_test_and_send_reach_only_configured_kafka_connections(admin, kafka_boot
         "/pstt/api/kafka/send",
         json={"connection_id": "kafka_default", "topic": topic, "key": "k1", "value": {"test": "rotation"}},
     )
-    assert sent.status_code == 200 and sent.json()["offset"] == 0
+    assert sent.status_code == 200
+    assert sent.json()["offset"] == 0
     [record] = consume_all(topic, expected=1)
     assert (record.key, record.value) == (b"k1", b'{"test": "rotation"}')
 
@@ -219,16 +219,21 @@ def test_the_daily_health_check_names_the_failed_try(admin, delivered):
     assert (report["status"], levels["success rate"], levels["failed runs"]) == ("critical", "critical", "warning")
     assert (report["metrics"]["runs"], report["metrics"]["failed_runs"]) == (2, 1)
     [failure] = report["failures"]
-    assert failure["dag_id"] == FAILING_DAG and failure["display_name"] == DISPLAY_NAMES[FAILING_DAG]
-    assert failure["try_number"] == 1 and "too large" in failure["error"]
+    assert failure["dag_id"] == FAILING_DAG
+    assert failure["display_name"] == DISPLAY_NAMES[FAILING_DAG]
+    assert failure["try_number"] == 1
+    assert "too large" in failure["error"]
     assert failure["run_id"] == delivered.summaries[FAILING_DAG]["run_id"]
 
 
 def test_health_reports_each_kafka_connection(admin):
     health = admin.get("/pstt/api/kafka/health").json()
-    assert health["status"] == "healthy" and health["connected"] is True
+    assert health["status"] == "healthy"
+    assert health["connected"] is True
     default = next(item for item in health["connections"] if item["conn_id"] == "kafka_default")
-    assert default["reachable"] is True and default["latency_ms"] > 0 and default["error"] is None
+    assert default["reachable"] is True
+    assert default["latency_ms"] > 0
+    assert default["error"] is None
 
 
 def test_prometheus_exposes_counters_latency_histogram_and_connection_up(admin, delivered):

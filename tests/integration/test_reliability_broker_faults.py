@@ -1,8 +1,9 @@
 """
 The runbook's worst case, Kafka going away, against a broker of the test's own (never the shared one).
 
-The source is a PostgreSQL table read through a deliberately slowed query, so the broker can be stopped
-(or restarted) from a thread while the task is still producing. Every case reads the topic back and
+The source is a PostgreSQL table read through a deliberately slowed query that also waits, at one row, for an
+advisory lock the fault thread holds until the broker is down: so the broker is stopped (or restarted) while the
+task still has rows to produce, however fast or slow the machine is. Every case reads the topic back and
 checks keys, not exit codes: after a retry every key is present (at_least_once), exactly once for a
 read_committed reader (exactly_once); an outage shorter than ``message.timeout.ms`` loses nothing and
 duplicates nothing (idempotent producer).
@@ -20,8 +21,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from conftest import PrivateBroker, consume_all, new_topic
-from operator_context import RecordingTaskInstance, context_for, retry_of
+from helpers.kafka import PrivateBroker, consume_all, new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for, retry_of
 
 from pstt_provider.exceptions import DeliveryError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
@@ -46,9 +47,30 @@ def source_table(postgres: dict) -> Iterator[str]:
         conn.execute(f"DROP TABLE {name}")
 
 
-def slowed_query(table: str, pause_every: int, pause_s: float) -> str:
-    """Streams ``table`` with a ``pause_s`` sleep every ``pause_every`` rows, evaluated as the cursor advances."""
-    return f"SELECT id, code, pad FROM {table} WHERE id % {pause_every} <> 0 OR pg_sleep({pause_s})::text = ''"
+def slowed_query(table: str, pause_every: int, pause_s: float, gate: Gate) -> str:
+    """
+    Streams ``table`` with a ``pause_s`` sleep every ``pause_every`` rows, evaluated as the cursor advances, and
+    waits at row ``gate.at_row`` until the gate opens (CASE: evaluated for that row only, in that order).
+    """
+    return (
+        f"SELECT id, code, pad FROM {table} WHERE (id % {pause_every} <> 0 OR pg_sleep({pause_s})::text = '') "
+        f"AND CASE WHEN id = {gate.at_row} THEN pg_advisory_xact_lock_shared({gate.key})::text = '' ELSE true END"
+    )
+
+
+class Gate:
+    """An advisory lock held in a session of its own: the slowed query stops at ``at_row`` until ``open``."""
+
+    def __init__(self, postgres: dict, at_row: int) -> None:
+        self.at_row = at_row
+        self.key = uuid.uuid4().int % 2**62
+        self._conn = psycopg.connect(**postgres, autocommit=True)
+        self._conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+
+    def open(self) -> None:
+        if not self._conn.closed:
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            self._conn.close()
 
 
 def expected_keys() -> set[bytes]:
@@ -64,13 +86,17 @@ def private_kafka_conn(private_broker: PrivateBroker, monkeypatch: pytest.Monkey
 
 
 class BrokerFault(threading.Thread):
-    """Once ``topic`` holds ``after`` messages, stops the broker (and restarts it when ``restart`` is set)."""
+    """
+    Once ``topic`` holds ``after`` messages, stops the broker, opens ``gate`` so the query reads on, and restarts
+    the broker when ``restart`` is set.
+    """
 
-    def __init__(self, broker: PrivateBroker, topic: str, after: int, *, restart: bool) -> None:
+    def __init__(self, broker: PrivateBroker, topic: str, after: int, gate: Gate, *, restart: bool) -> None:
         super().__init__(daemon=True)
         self.broker = broker
         self.topic = topic
         self.after = after
+        self.gate = gate
         self.restart = restart
         self.stopping_at: float | None = None
         self.stopped_at: float | None = None
@@ -83,11 +109,14 @@ class BrokerFault(threading.Thread):
             self.stopping_at = time.monotonic()
             self.broker.stop()
             self.stopped_at = time.monotonic()
+            self.gate.open()
             if self.restart:
                 self.broker.start()
                 self.restarted_at = time.monotonic()
         except BaseException as err:
             self.error = err
+        finally:
+            self.gate.open()
 
     def _wait_for_messages(self) -> None:
         watcher = Consumer(
@@ -115,11 +144,11 @@ class BrokerFault(threading.Thread):
             raise self.error
 
 
-def publisher(conn_id: str, topic: str, table: str, delivery: str, **kwargs) -> SqlToKafkaOperator:
+def publisher(conn_id: str, topic: str, table: str, delivery: str, gate: Gate, **kwargs) -> SqlToKafkaOperator:
     return SqlToKafkaOperator(
         task_id="publish",
         conn_id="pstt_test_pg",
-        sql=slowed_query(table, **kwargs.pop("pause", {"pause_every": 500, "pause_s": 0.05})),
+        sql=slowed_query(table, **kwargs.pop("pause", {"pause_every": 500, "pause_s": 0.05}), gate=gate),
         topic=topic,
         message_key_field="code",
         kafka_config_id=conn_id,
@@ -145,22 +174,24 @@ def run_until_broker_stops(operator: SqlToKafkaOperator, fault: BrokerFault, ti:
 
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_every_row(
-    delivery, private_broker, private_kafka_conn, source_table, record_property
+    delivery, private_broker, private_kafka_conn, source_table, postgres, record_property
 ):
     topic = new_topic(private_broker.bootstrap)
     producer_config = {"message.timeout.ms": MESSAGE_TIMEOUT_MS}
+    gate = Gate(postgres, at_row=30_000)
     operator = publisher(
         private_kafka_conn,
         topic,
         source_table,
         delivery,
+        gate,
         producer_config=producer_config,
         flush_grace_s=FLUSH_GRACE_S,
         metadata_timeout_s=30,
     )
     first = RecordingTaskInstance()
 
-    fault = BrokerFault(private_broker, topic, 20_000, restart=False)
+    fault = BrokerFault(private_broker, topic, 20_000, gate, restart=False)
 
     seconds_to_fail = run_until_broker_stops(operator, fault, first)
 
@@ -175,7 +206,7 @@ def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_ev
 
     private_broker.start()
     if delivery == "exactly_once":
-        assert consume_all(topic, bootstrap=private_broker.bootstrap, idle_s=2.0) == [], "uncommitted rows visible"
+        assert consume_all(topic, bootstrap=private_broker.bootstrap) == [], "uncommitted rows visible"
     retry = retry_of(first)
     result = operator.execute(context_for(retry))
 
@@ -194,17 +225,19 @@ def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_ev
 
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
-    delivery, private_broker, private_kafka_conn, source_table, record_property
+    delivery, private_broker, private_kafka_conn, source_table, postgres, record_property
 ):
     topic = new_topic(private_broker.bootstrap)
+    gate = Gate(postgres, at_row=30_000)
     operator = publisher(
         private_kafka_conn,
         topic,
         source_table,
         delivery,
+        gate,
         pause={"pause_every": 500, "pause_s": 0.1},
     )
-    fault = BrokerFault(private_broker, topic, 20_000, restart=True)
+    fault = BrokerFault(private_broker, topic, 20_000, gate, restart=True)
     fault.start()
 
     result = operator.execute(context_for(RecordingTaskInstance()))
@@ -224,7 +257,7 @@ def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
 
 
 def test_the_failure_bound_does_not_grow_with_the_rows_still_to_read(
-    private_broker, private_kafka_conn, source_table, record_property
+    private_broker, private_kafka_conn, source_table, postgres, record_property
 ):
     """
     The documented bound is message.timeout.ms + flush_grace_s. A run that keeps reading after the broker
@@ -232,15 +265,17 @@ def test_the_failure_bound_does_not_grow_with_the_rows_still_to_read(
     """
     topic = new_topic(private_broker.bootstrap)
     timeout_ms, grace_s, queue = 5_000, 5.0, 20_000
+    gate = Gate(postgres, at_row=10_000)
     operator = publisher(
         private_kafka_conn,
         topic,
         source_table,
         "at_least_once",
+        gate,
         producer_config={"message.timeout.ms": timeout_ms, "queue.buffering.max.messages": queue},
         flush_grace_s=grace_s,
     )
-    fault = BrokerFault(private_broker, topic, 5_000, restart=False)
+    fault = BrokerFault(private_broker, topic, 5_000, gate, restart=False)
 
     seconds_to_fail = run_until_broker_stops(operator, fault, RecordingTaskInstance())
 

@@ -11,12 +11,11 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.delivery import DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_SIZE_HEADER, DEAD_LETTER_TOPIC_HEADER
 from pstt_provider.exceptions import DeliveryError, MessageKeyError, SourceQueryError
@@ -29,16 +28,14 @@ BIG_NOTE_BYTES = 50_000
 
 
 @pytest.fixture
-def shipments(pg_conn) -> Iterator[str]:
+def shipments(new_pg_table) -> str:
     """ROWS rows keyed ``S0001``...; row BIG_ROW's note is larger than the topic's max.message.bytes."""
-    table = f"pstt_rel_{uuid.uuid4().hex[:10]}"
-    pg_conn.execute(
-        f"CREATE TABLE {table} AS SELECT g AS id, 'S' || lpad(g::text, 4, '0') AS code, "
+    return new_pg_table(
+        "pstt_rel",
+        f"AS SELECT g AS id, 'S' || lpad(g::text, 4, '0') AS code, "
         f"CASE WHEN g = {BIG_ROW} THEN repeat('y', {BIG_NOTE_BYTES}) ELSE 'ok' END AS note "
-        f"FROM generate_series(1, {ROWS}) g"
+        f"FROM generate_series(1, {ROWS}) g",
     )
-    yield table
-    pg_conn.execute(f"DROP TABLE {table}")
 
 
 def publisher(table: str, topic: str, **kwargs) -> SqlToKafkaOperator:
@@ -75,7 +72,7 @@ def test_a_row_larger_than_the_topic_accepts_fails_the_run_naming_its_key_and_si
     assert result["state"] == "failed"
     assert result["messages_sent"] < ROWS
     assert BIG_KEY in " ".join(result["errors"])
-    delivered = consume(topic, idle_s=1.0)
+    delivered = consume(topic)
     assert len(delivered) == result["messages_sent"]
     assert BIG_KEY.encode() not in {r.key for r in delivered}
 
@@ -125,7 +122,7 @@ def test_exactly_once_with_an_oversized_row_publishes_nothing_a_committed_reader
         ).execute(context_for(ti))
 
     assert ti.xcoms["pstt_delivery"]["state"] == "failed"
-    assert consume(topic, idle_s=2.0, isolation="read_committed") == []
+    assert consume(topic, isolation="read_committed") == []
 
 
 def test_an_sql_error_in_a_query_file_names_the_file_and_the_database_message_and_produces_nothing(
@@ -148,7 +145,7 @@ def test_an_sql_error_in_a_query_file_names_the_file_and_the_database_message_an
     assert "REL-002--ColonnaSbagliata.sql" in str(failure.value)
     assert 'column "no_such_column" does not exist' in str(failure.value)
     assert (ti.xcoms["pstt_delivery"]["state"], ti.xcoms["pstt_delivery"]["messages_sent"]) == ("failed", 0)
-    assert consume(topic, idle_s=1.0, isolation="read_uncommitted") == []
+    assert consume(topic, isolation="read_uncommitted") == []
 
 
 def _reading_threads() -> list[threading.Thread]:

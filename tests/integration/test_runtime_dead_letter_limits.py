@@ -10,13 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
-import uuid
-from pathlib import Path
 
 import pytest
-from conftest import new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.delivery import DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_SIZE_HEADER, DEAD_LETTER_TOPIC_HEADER
 from pstt_provider.exceptions import DeliveryError
@@ -31,19 +28,10 @@ HUGE_ROW = 4
 
 
 @pytest.fixture
-def sqlite_conn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def sqlite_conn(new_sqlite_source) -> str:
     """Rows 1..6 keyed ``id``; row HUGE_ROW carries HUGE_NOTE."""
-    path = tmp_path / "source.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE shipments (id INTEGER, note TEXT)")
-    db.executemany(
-        "INSERT INTO shipments VALUES (?, ?)", [(n, HUGE_NOTE if n == HUGE_ROW else "ok") for n in range(1, 7)]
-    )
-    db.commit()
-    db.close()
-    conn_id = f"pstt_sqlite_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    return conn_id
+    rows = [(n, HUGE_NOTE if n == HUGE_ROW else "ok") for n in range(1, 7)]
+    return new_sqlite_source("shipments (id INTEGER, note TEXT)", rows).conn_id
 
 
 def operator(conn_id: str, topic: str, dead_letters: str, **kwargs) -> SqlToKafkaOperator:
@@ -88,7 +76,7 @@ def test_an_explicit_message_max_bytes_is_kept_for_the_dead_letter_producer_too(
             context_for(ti)
         )
 
-    assert consume(dead_letters, idle_s=1.0) == []
+    assert consume(dead_letters) == []
     assert ti.xcoms["pstt_delivery"]["messages_dead_lettered"] == 0
 
 
@@ -96,11 +84,9 @@ def test_the_hook_raises_the_limit_only_when_asked_and_never_over_an_explicit_on
     hook = PsttKafkaHook("kafka_default")
     large = new_topic(kafka_bootstrap, config={"max.message.bytes": DEAD_LETTER_LIMIT})
     small = new_topic(kafka_bootstrap, config={"max.message.bytes": "50000"})
-    admin = hook.get_admin_client()
+    topics = hook.topics()
 
-    assert hook.fit_to_topic(admin, large, {}, allow_larger=True) == {"message.max.bytes": 2_999_488}
-    assert hook.fit_to_topic(admin, large, {}) == {}
-    assert hook.fit_to_topic(admin, small, {}, allow_larger=True) == {"message.max.bytes": 49_488, "batch.size": 49_488}
-    assert hook.fit_to_topic(admin, large, {"message.max.bytes": 500_000}, allow_larger=True) == {
-        "message.max.bytes": 500_000
-    }
+    assert topics.fit(large, {}, 30, allow_larger=True) == {"message.max.bytes": 2_999_488}
+    assert topics.fit(large, {}, 30) == {}
+    assert topics.fit(small, {}, 30, allow_larger=True) == {"message.max.bytes": 49_488, "batch.size": 49_488}
+    assert topics.fit(large, {"message.max.bytes": 500_000}, 30, allow_larger=True) == {"message.max.bytes": 500_000}

@@ -9,16 +9,13 @@ them equal the number of messages in the topic.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
-import sqlite3
 import uuid
-from pathlib import Path
 
 import pytest
-from conftest import new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.exceptions import DeliveryError, MessageKeyError, MessageTooLargeError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
@@ -31,20 +28,10 @@ ACCOUNT = re.compile(r"(\d+) of (\d+) message\(s\) to '[^']+' were not acknowled
 
 
 @pytest.fixture
-def sqlite_conn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def sqlite_conn(new_sqlite_source) -> str:
     """Rows 1..ROWS keyed ``id``, one batch; row BIG_ROW's note is larger than the topics below accept."""
-    path = tmp_path / "source.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE shipments (id INTEGER, note TEXT)")
-    db.executemany(
-        "INSERT INTO shipments VALUES (?, ?)",
-        [(n, INCOMPRESSIBLE if n == BIG_ROW else "ok") for n in range(1, ROWS + 1)],
-    )
-    db.commit()
-    db.close()
-    conn_id = f"pstt_sqlite_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    return conn_id
+    rows = [(n, INCOMPRESSIBLE if n == BIG_ROW else "ok") for n in range(1, ROWS + 1)]
+    return new_sqlite_source("shipments (id INTEGER, note TEXT)", rows).conn_id
 
 
 def operator(conn_id: str, topic: str, **kwargs) -> SqlToKafkaOperator:
@@ -93,7 +80,7 @@ def test_a_refused_dead_letter_mid_batch_is_counted_and_the_error_states_the_fin
 
     delivered = consume(topic, expected=ROWS - 1)
     assert sorted(int(r.key) for r in delivered) == [n for n in range(1, ROWS + 1) if n != BIG_ROW]
-    assert consume(dead_letters, idle_s=1.0) == []
+    assert consume(dead_letters) == []
     result = ti.xcoms["pstt_delivery"]
     assert (result["rows"], result["messages_sent"], result["messages_failed"], result["messages_dead_lettered"]) == (
         ROWS,

@@ -9,12 +9,10 @@ which holds infinities but stores NaN as NULL itself.
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
-from pathlib import Path
 
 import pytest
-from operator_context import RecordingTaskInstance, context_for
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
@@ -79,26 +77,16 @@ def test_postgres_float_specials_match_numeric_specials_in_the_same_message(topi
 
 
 @pytest.fixture
-def sqlite_floats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def sqlite_floats(new_sqlite_source) -> str:
     """SQLite REAL values: infinities, NULL, a NaN (which SQLite stores as NULL) and a finite number."""
-    path = tmp_path / "floats.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE readings (id INTEGER, ratio REAL, label TEXT)")
-    db.executemany(
-        "INSERT INTO readings VALUES (?, ?, ?)",
-        [
-            (1, float("inf"), "up"),
-            (2, float("-inf"), "down"),
-            (3, None, "NaN"),
-            (4, float("nan"), None),
-            (5, 2.5, "ok"),
-        ],
-    )
-    db.commit()
-    db.close()
-    conn_id = f"pstt_sqlite_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    return conn_id
+    rows = [
+        (1, float("inf"), "up"),
+        (2, float("-inf"), "down"),
+        (3, None, "NaN"),
+        (4, float("nan"), None),
+        (5, 2.5, "ok"),
+    ]
+    return new_sqlite_source("readings (id INTEGER, ratio REAL, label TEXT)", rows).conn_id
 
 
 def test_sqlite_infinities_arrive_as_strings_and_null_stays_null(sqlite_floats, topic, consume):

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from operator_context import RecordingTaskInstance, context_for
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.exceptions import SourceQueryError
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
@@ -43,17 +42,9 @@ def query_file(folder: Path, name: str, sql: str) -> Path:
 
 
 @pytest.fixture
-def sqlite_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+def sqlite_source(new_sqlite_source) -> tuple[str, Path]:
     """A SQLite file with table adv_drop (ids 1..3) behind a fresh Airflow connection: (conn_id, path)."""
-    path = tmp_path / "source.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE adv_drop (id INTEGER, note TEXT)")
-    db.executemany("INSERT INTO adv_drop VALUES (?, ?)", [(n, f"row {n}") for n in (1, 2, 3)])
-    db.commit()
-    db.close()
-    conn_id = f"pstt_sqlite_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)}))
-    return conn_id, path
+    return new_sqlite_source("adv_drop (id INTEGER, note TEXT)", [(n, f"row {n}") for n in (1, 2, 3)])
 
 
 def sqlite_rows(path: Path) -> list[tuple]:
@@ -94,7 +85,7 @@ def test_sqlite_statement_that_is_not_a_query_is_refused_and_the_table_stays(
     ti = refused_before_any_database(conn_id, topic, query_file(tmp_path, keyword.title(), sql), keyword)
 
     assert sqlite_rows(path) == ORIGINAL_ROWS
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
     assert (ti.xcoms["pstt_delivery"]["state"], ti.xcoms["pstt_delivery"]["messages_sent"]) == ("failed", 0)
 
 
@@ -107,24 +98,22 @@ def test_sqlite_cte_feeding_a_delete_is_refused_by_the_database_and_sends_nothin
     run_query_file(conn_id, topic, query_file(tmp_path, "CteDelete", sql))
 
     assert sqlite_rows(path) == ORIGINAL_ROWS
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
 
 
 # ------------------------------------------------------------------------------------------------- PostgreSQL
 
 
 @pytest.fixture
-def pg_table(pg_conn) -> Iterator[str]:
+def pg_table(pg_conn, new_pg_table) -> Iterator[str]:
     """A table (ids 1..3), a volatile function that inserts into it, and a sequence; all dropped afterwards."""
-    table = f"pstt_ro_{uuid.uuid4().hex[:10]}"
-    pg_conn.execute(f"CREATE TABLE {table} AS SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 3) g")
+    table = new_pg_table("pstt_ro", "AS SELECT g AS id, 'row ' || g AS note FROM generate_series(1, 3) g")
     pg_conn.execute(
         f"CREATE FUNCTION {table}_write() RETURNS int LANGUAGE sql VOLATILE "
         f"AS $$ INSERT INTO {table} VALUES (99, 'written') RETURNING id $$"
     )
     pg_conn.execute(f"CREATE SEQUENCE {table}_seq")
     yield table
-    pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
     pg_conn.execute(f"DROP FUNCTION IF EXISTS {table}_write()")
     pg_conn.execute(f"DROP SEQUENCE IF EXISTS {table}_seq")
 
@@ -137,7 +126,7 @@ def test_postgres_query_that_drops_a_table_is_refused_and_the_table_stays(pg_tab
     refused_before_any_database("pstt_test_pg", topic, query_file(tmp_path, "Drop", f"DROP TABLE {pg_table}"), "DROP")
 
     assert pg_rows(pg_conn, pg_table) == ORIGINAL_ROWS
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
 
 
 def test_postgres_data_modifying_cte_is_refused_and_the_rows_stay(pg_table, pg_conn, topic, consume, tmp_path):
@@ -149,7 +138,7 @@ def test_postgres_data_modifying_cte_is_refused_and_the_rows_stay(pg_table, pg_c
         ).execute(context_for(RecordingTaskInstance()))
 
     assert pg_rows(pg_conn, pg_table) == ORIGINAL_ROWS
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
 
 
 def test_postgres_select_calling_a_function_that_writes_is_refused_and_sends_nothing(
@@ -159,7 +148,7 @@ def test_postgres_select_calling_a_function_that_writes_is_refused_and_sends_not
 
     assert "cannot execute INSERT in a read-only transaction" in str(ti.xcoms["pstt_delivery"]["errors"][0])
     assert pg_rows(pg_conn, pg_table) == ORIGINAL_ROWS
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
     assert ti.xcoms["pstt_delivery"]["messages_sent"] == 0
 
 
@@ -169,7 +158,7 @@ def test_postgres_select_advancing_a_sequence_is_refused_and_the_sequence_stays(
     run_query_file("pstt_test_pg", topic, query_file(tmp_path, "Sequence", f"SELECT nextval('{pg_table}_seq') AS id"))
 
     assert pg_conn.execute(f"SELECT is_called FROM {pg_table}_seq").fetchone() == (False,)
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []
 
 
 def test_postgres_read_only_session_still_streams_a_plain_select(pg_table, topic, consume):

@@ -9,12 +9,10 @@ publish every row and ``'; DROP TABLE ...`` would drop the table: both are check
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from operator_context import RecordingTaskInstance, context_for
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
@@ -33,14 +31,12 @@ INNOCENT = ["1", "x", "a", "note", "plain text"]
 
 
 @pytest.fixture
-def notes_table(pg_conn) -> Iterator[str]:
-    table = f"pstt_binds_{uuid.uuid4().hex[:10]}"
-    pg_conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, note text NOT NULL)")
+def notes_table(pg_conn, new_pg_table) -> str:
+    table = new_pg_table("pstt_binds", "(id integer PRIMARY KEY, note text NOT NULL)")
     texts = [*(value.format(table=table) for value in HOSTILE), *INNOCENT]
     with pg_conn.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s)", list(enumerate(texts, start=1)))
-    yield table
-    pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
+    return table
 
 
 def query_file(tmp_path: Path, table: str, reference: str) -> Path:
@@ -77,7 +73,7 @@ def test_a_hostile_value_selects_only_the_row_equal_to_it(
 
     result = operator.execute(context_for(RecordingTaskInstance()))
 
-    records = consume(topic, expected=1, idle_s=1.0)
+    records = consume(topic, expected=1)
     assert [json.loads(r.value)["note"] for r in records] == [value]
     assert (result["rows"], result["messages_sent"]) == (1, 1)
     assert pg_conn.execute(f"SELECT count(*) FROM {notes_table}").fetchone()[0] == len(HOSTILE) + len(INNOCENT)
@@ -96,4 +92,4 @@ def test_an_injection_that_matches_no_row_publishes_nothing(notes_table, pg_conn
     result = operator.execute(context_for(RecordingTaskInstance()))
 
     assert (result["rows"], result["messages_sent"]) == (0, 0)
-    assert consume(topic, idle_s=1.0) == []
+    assert consume(topic) == []

@@ -16,9 +16,11 @@ import uuid
 
 import pytest
 from confluent_kafka import KafkaError, Producer
-from conftest import KAFKA_CA, SASL_BOOTSTRAP, SCRAM_PASSWORD, SCRAM_USER, new_topic
-from operator_context import RecordingTaskInstance, context_for
+from helpers.kafka import new_topic
+from helpers.operator_context import RecordingTaskInstance, context_for
+from helpers.services import KAFKA_CA, SASL_BOOTSTRAP, SCRAM_PASSWORD, SCRAM_USER
 
+from pstt_provider.exceptions import KafkaAuthenticationError
 from pstt_provider.hooks.kafka import PsttKafkaHook
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
@@ -106,7 +108,7 @@ def test_wrong_password_is_reported_as_an_authentication_error_within_a_bound(
     assert "invalid credentials" in auth_error.str()
     assert mechanism in auth_error.str()
     assert [e.code() for e in undelivered] == [KafkaError._MSG_TIMED_OUT]
-    assert consume(topic, bootstrap=kafka_bootstrap, idle_s=1.0) == []
+    assert consume(topic, bootstrap=kafka_bootstrap) == []
     client_output = capfd.readouterr()
     for text in (caplog.text, client_output.out, client_output.err, *(e.str() for e in errors.errors)):
         assert WRONG_PASSWORD not in text
@@ -176,7 +178,7 @@ def test_a_job_with_a_wrong_password_fails_with_an_authentication_error_within_a
     ti = RecordingTaskInstance()
     started = time.monotonic()
 
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(KafkaAuthenticationError) as failure:
         sasl_publisher(conn_id, topic, metadata_timeout_s=10).execute(context_for(ti))
     elapsed = time.monotonic() - started
 
@@ -185,7 +187,7 @@ def test_a_job_with_a_wrong_password_fails_with_an_authentication_error_within_a
     assert elapsed < AUTH_ERROR_BOUND_S
     assert re.search(r"(?i)authentication", str(failure.value)), f"not an authentication error: {failure.value!r}"
     assert ti.xcoms["pstt_delivery"]["state"] == "failed"
-    assert consume(topic, bootstrap=kafka_bootstrap, idle_s=1.0) == []
+    assert consume(topic, bootstrap=kafka_bootstrap) == []
     output = capfd.readouterr()
     for text in (caplog.text, output.out, output.err, str(failure.value), json.dumps(ti.xcoms, default=str)):
         assert WRONG_PASSWORD not in text
@@ -232,9 +234,7 @@ def test_the_task_logs_of_a_sasl_dag_run_never_contain_the_password(
 
     expected_state = "success" if password == SCRAM_PASSWORD else "failed"
     assert run.state == expected_state
-    assert len(consume(topic, bootstrap=kafka_bootstrap, expected=100, idle_s=1.0)) == (
-        100 if password == SCRAM_PASSWORD else 0
-    )
+    assert len(consume(topic, bootstrap=kafka_bootstrap)) == (100 if password == SCRAM_PASSWORD else 0)
     output = capfd.readouterr()
     task_logs = [path.read_text(errors="replace") for path in (airflow_db / "logs").rglob("*") if path.is_file()]
     everything = "\n".join((caplog.text, output.out, output.err, *task_logs))

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from pstt_provider.factory.builder import build_dag
 from pstt_provider.factory.problems import SpecError
-from pstt_provider.factory.validation import TASK_ID, Validator
+from pstt_provider.factory.task_arguments import TASK_ID
+from pstt_provider.factory.validation import Validator
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_SPEC = json.loads((ROOT / "tests/fixtures/specs/seed/export_cdg_tracce.json").read_text(encoding="utf-8"))

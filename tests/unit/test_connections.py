@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pstt_provider.connections import (
-    BUFFER_BYTES,
-    KAFKA_SETTINGS,
-    MASK,
-    NOT_LIBRDKAFKA,
-    ConnectionImportError,
-    WholeNumber,
-    build_plan,
-    masked,
-)
+from pstt_provider.connections import ConnectionImportError
+from pstt_provider.connections.airflow_import import _report
+from pstt_provider.connections.cli import MASK, masked
+from pstt_provider.connections.plan import build_plan
+from pstt_provider.connections.settings import BUFFER_BYTES, KAFKA_SETTINGS, NOT_LIBRDKAFKA, WholeNumber
 
 SEED = Path(__file__).resolve().parent.parent / "fixtures" / "seed"
 
@@ -280,6 +275,15 @@ def test_a_connection_id_airflow_would_refuse_is_an_error(tmp_path):
         plan_for(tmp_path, {"connections": [{"name": "A00 CDG", "dsn": "x"}]})
 
 
+@pytest.mark.parametrize(
+    ("conn_id", "reason"),
+    [("prod..eu", r"consecutive dots"), ("k" * 201, r"less than 200 characters")],
+)
+def test_airflows_importer_rules_for_ids_apply_before_anything_is_printed(tmp_path, conn_id, reason):
+    with pytest.raises(ConnectionImportError, match=rf"kafka_connections\.{conn_id}: .*not a valid Airflow.*{reason}"):
+        plan_for(tmp_path, {"kafka_connections": {conn_id: {"bootstrap_servers": "127.0.0.1:9092"}}})
+
+
 def test_the_same_id_for_a_db_and_a_kafka_connection_is_an_error(tmp_path):
     document = {"connections": [{"name": "k", "dsn": "x"}], **single_kafka()}
     with pytest.raises(ConnectionImportError, match="'k' is defined twice"):
@@ -472,3 +476,14 @@ def test_the_documented_number_ranges_are_the_ones_enforced():
         if isinstance(setting.convert, WholeNumber)
     }
     assert documented == {**enforced, "KAFKA_BUFFER_MEMORY": (BUFFER_BYTES.low, BUFFER_BYTES.high)}
+
+
+def test_a_connection_airflows_importer_did_not_import_is_an_error_with_its_output(capsys):
+    connections = {"a": {"conn_type": "kafka"}, "b": {"conn_type": "smtp"}}
+    printed = ["Imported connection a", "Could not import connection. something Airflow refused"]
+    with pytest.raises(ConnectionImportError, match=r"did not import b .*done so far: created a \(kafka\)"):
+        _report(connections, set(), printed)
+    assert (
+        capsys.readouterr().err
+        == "airflow connections import: Could not import connection. something Airflow refused\n"
+    )

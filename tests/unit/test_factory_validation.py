@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pstt_provider.factory.problems import Problem, SpecError
-from pstt_provider.factory.validation import Validator, connection_type_from_env
+from pstt_provider.factory.validation import Validator
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -72,7 +72,8 @@ def test_the_seed_spec_loads_unchanged(jobs: Path) -> None:
     assert spec.email_notification.addresses("failure") == ["admin@example.com", "kafka-team@example.com"]
     assert spec.email_notification.addresses("success") == []
     assert config.dag_id == "pstt_export_cdg_tracce"
-    assert config.scheduled and config.schedule == "0 2 * * *"
+    assert config.scheduled
+    assert config.schedule == "0 2 * * *"
     assert [(p.name, p.required, p.default) for p in config.params] == [("DATA", True, "{date-1}")]
 
 
@@ -243,21 +244,18 @@ def test_a_bad_defaults_file_is_reported_against_itself(jobs: Path) -> None:
     ]
 
 
-def test_connection_type_comes_from_the_spec_or_an_airflow_conn_variable(
-    jobs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_ORA_URI", "oracle://u:p@db:1521/?service_name=X")
-    monkeypatch.setenv("AIRFLOW_CONN_ORA_JSON", '{"conn_type": "oracle", "host": "db"}')
-    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", "{not json")
-    assert connection_type_from_env("ora_uri") == "oracle"
-    assert connection_type_from_env("ora_json") == "oracle"
-    assert connection_type_from_env("broken") is None
-    assert connection_type_from_env("missing") is None
-    pick = lambda **changes: validator(jobs).validate(write(jobs, "job.json", demo(**changes))).operator  # noqa: E731
-    assert pick(connection="ora_json") == "OracleToKafkaOperator"
-    assert pick(connection="missing") == "SqlToKafkaOperator"
-    assert pick(connection="missing", connection_type="oracle") == "OracleToKafkaOperator"
-    assert pick(connection="ora_uri", connection_type="generic") == "SqlToKafkaOperator"
+@pytest.mark.parametrize("value", ["oracle", "generic"])
+def test_a_spec_that_still_names_a_connection_type_is_told_to_delete_it(jobs: Path, value: str) -> None:
+    assert problems_of(jobs, demo(connection_type=value)) == [
+        "jobs/job.json: connection_type: no longer used: factory DAGs always use SqlToKafkaOperator, and the "
+        "database's behaviour (fetch size, Oracle tuning) now follows the type of the Airflow connection "
+        "`connection`; delete the field"
+    ]
+
+
+def test_a_cross_field_rule_of_a_section_is_reported_with_the_other_field_problems(jobs: Path) -> None:
+    found = problems_of(jobs, demo(max_retries=-1, email_notification={"enabled": True}))
+    assert {line.split(": ")[1] for line in found} == {"max_retries", "email_notification.recipients"}
 
 
 def test_a_missing_jobs_folder_is_a_problem_not_zero_dags(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import socket
 
 import pytest
 
+from pstt_provider.hooks.librdkafka_log import quiet_logger
 from pstt_provider.metrics import kafka_health
 
 
@@ -41,31 +42,36 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 def test_both_kafka_types_are_found_and_nothing_else(connections):
-    assert kafka_health._env_kafka_ids() == {"official", "own", "own_uri"}
+    assert kafka_health.env_kafka_connection_ids() == {"official", "own", "own_uri"}
 
 
 def test_a_pstt_kafka_connection_gives_its_librdkafka_config_and_another_type_is_refused(connections):
-    assert kafka_health.kafka_config("own")["bootstrap.servers"] == f"127.0.0.1:{connections}"
-    assert kafka_health.kafka_config("own_uri")["bootstrap.servers"] == f"127.0.0.1:{connections}"
+    assert kafka_health.kafka_hook("own").explicit_config()["bootstrap.servers"] == f"127.0.0.1:{connections}"
+    assert kafka_health.kafka_hook("own_uri").explicit_config()["bootstrap.servers"] == f"127.0.0.1:{connections}"
     with pytest.raises(kafka_health.NotAKafkaConnectionError, match="type 'postgres', not 'kafka' or 'pstt_kafka'"):
-        kafka_health.kafka_config("source")
+        kafka_health.kafka_hook("source")
     with pytest.raises(kafka_health.KafkaConnectionNotFoundError):
-        kafka_health.kafka_config("nowhere")
+        kafka_health.kafka_hook("nowhere")
 
 
 def test_an_unreachable_connection_is_one_line_and_librdkafka_prints_nothing(connections, capfd):
     result = kafka_health.probe("own", 1.5)
 
-    assert result.reachable is False and result.brokers == 0
+    assert result.reachable is False
+    assert result.brokers == 0
     assert result.error.startswith("no broker answered within 1.5 s: ")
-    assert f"127.0.0.1:{connections}" in result.error and "Connection refused" in result.error
-    assert "\n" not in result.error and "after 0ms in state" not in result.error
+    assert f"127.0.0.1:{connections}" in result.error
+    assert "Connection refused" in result.error
+    assert "\n" not in result.error
+    assert "after 0ms in state" not in result.error
     captured = capfd.readouterr()
-    assert "FAIL" not in captured.err and "%3|" not in captured.err and captured.out == ""
+    assert "FAIL" not in captured.err
+    assert "%3|" not in captured.err
+    assert captured.out == ""
 
 
 def test_the_quiet_logger_keeps_lines_from_stderr_and_other_handlers():
-    logger, collected = kafka_health.quiet_logger("pstt.librdkafka.test")
+    logger, collected = quiet_logger("pstt.librdkafka.test")
     logger.error("FAIL [rdkafka#producer-1] %s", "Connect to ipv4#127.0.0.1:1 failed")
     assert collected.messages == ["FAIL [rdkafka#producer-1] Connect to ipv4#127.0.0.1:1 failed"]
     assert logger.propagate is False

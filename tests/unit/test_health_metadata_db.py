@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pstt_provider import health
+from pstt_provider import metadata_db
 
 
 @pytest.fixture
@@ -33,9 +33,12 @@ def airflow_db(path: Path, tables: tuple[str, ...] = ("alembic_version", "dag"))
 
 
 def test_the_default_is_the_sqlite_file_in_the_default_airflow_home(clean_env):
-    home = health.airflow_home()
+    home = metadata_db.airflow_home()
     assert home == clean_env / "airflow"
-    assert health.configured_sql_alchemy_conn(home, health.airflow_config(home)) == f"sqlite:///{home}/airflow.db"
+    assert (
+        metadata_db.configured_sql_alchemy_conn(home, metadata_db.airflow_config(home))
+        == f"sqlite:///{home}/airflow.db"
+    )
 
 
 def test_the_environment_wins_over_airflow_cfg_which_wins_over_the_default(clean_env, monkeypatch):
@@ -43,10 +46,10 @@ def test_the_environment_wins_over_airflow_cfg_which_wins_over_the_default(clean
     home.mkdir()
     (home / "airflow.cfg").write_text("[database]\nsql_alchemy_conn = sqlite:///$HOME/from-cfg.db\n")
     monkeypatch.setenv("AIRFLOW_HOME", str(home))
-    config = health.airflow_config(health.airflow_home())
-    assert health.configured_sql_alchemy_conn(home, config) == f"sqlite:///{clean_env}/from-cfg.db"
+    config = metadata_db.airflow_config(metadata_db.airflow_home())
+    assert metadata_db.configured_sql_alchemy_conn(home, config) == f"sqlite:///{clean_env}/from-cfg.db"
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://u@db/airflow")
-    assert health.configured_sql_alchemy_conn(home, config) == "postgresql://u@db/airflow"
+    assert metadata_db.configured_sql_alchemy_conn(home, config) == "postgresql://u@db/airflow"
 
 
 @pytest.mark.parametrize(
@@ -65,14 +68,14 @@ def test_a_url_given_indirectly_is_left_to_airflow(clean_env, monkeypatch, env, 
         (home / "airflow.cfg").write_text(cfg)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert health.configured_sql_alchemy_conn(home, home / "airflow.cfg") is None
+    assert metadata_db.configured_sql_alchemy_conn(home, home / "airflow.cfg") is None
 
 
 def test_a_missing_database_is_one_line_naming_what_to_set_and_nothing_is_created(clean_env):
-    problem = health.metadata_db_problem()
+    problem = metadata_db.metadata_db_problem()
     assert problem == (
         f"no Airflow metadata database at {clean_env / 'airflow' / 'airflow.db'} (AIRFLOW_HOME is not set, so "
-        f"{clean_env / 'airflow'}, without airflow.cfg): {health.WHAT_TO_SET}"
+        f"{clean_env / 'airflow'}, without airflow.cfg): {metadata_db.WHAT_TO_SET}"
     )
     assert "\n" not in problem
     assert list(clean_env.iterdir()) == []
@@ -82,7 +85,7 @@ def test_an_uninitialised_sqlite_file_is_named_and_left_as_it_was(clean_env, mon
     path = airflow_db(clean_env / "other.db", tables=("something_else",))
     before = path.read_bytes()
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{path}")
-    problem = health.metadata_db_problem()
+    problem = metadata_db.metadata_db_problem()
     assert problem.startswith(f"{path} is not an initialised Airflow metadata database")
     assert "airflow db migrate" in problem
     assert path.read_bytes() == before
@@ -91,6 +94,6 @@ def test_an_uninitialised_sqlite_file_is_named_and_left_as_it_was(clean_env, mon
 
 def test_an_initialised_sqlite_database_passes_and_a_server_url_is_checked_through_airflow(clean_env, monkeypatch):
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{airflow_db(clean_env / 'ok.db')}")
-    assert health.metadata_db_problem() is None
+    assert metadata_db.metadata_db_problem() is None
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2://u:p@127.0.0.1:1/airflow")
-    assert health.metadata_db_problem() is None
+    assert metadata_db.metadata_db_problem() is None

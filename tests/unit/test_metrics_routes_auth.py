@@ -20,7 +20,8 @@ def calls(dependant: Dependant) -> Iterator[Any]:
 
 def test_every_route_depends_on_the_airflow_user():
     routes = create_app().routes
-    assert routes and all(isinstance(route, APIRoute) for route in routes)
+    assert routes
+    assert all(isinstance(route, APIRoute) for route in routes)
     unguarded = [route.path for route in routes if get_user not in set(calls(route.dependant))]
     assert unguarded == []
 

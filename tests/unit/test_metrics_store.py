@@ -69,9 +69,11 @@ def test_a_summary_becomes_one_row_keyed_by_the_task_try():
 def test_the_variable_json_reads_back_as_the_same_summary():
     value = DeliverySummary.from_dict(summary())
     again = DeliverySummary.from_dict(json.loads(value.to_json()))
-    assert again == value and again.latency.to_dict() == value.latency.to_dict()
+    assert again == value
+    assert again.latency.to_dict() == value.latency.to_dict()
     assert summary_row(again, NOW) == summary_row(value, NOW)
-    assert value.variable_key.startswith("pstt_try_") and len(value.variable_key) <= 250
+    assert value.variable_key.startswith("pstt_try_")
+    assert len(value.variable_key) <= 250
 
 
 def test_a_version_1_summary_reads_with_the_new_fields_empty():

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from pstt_provider.exceptions import MessageKeyError, QueryParameterError
+from pstt_provider.dialects.oracle import OracleDialect
+from pstt_provider.exceptions import MessageKeyError
 from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
-from pstt_provider.query_file import parse_query_text
+from pstt_provider.publisher import key_index
+from pstt_provider.query_file import QueryParameterError, parse_query_text
 from pstt_provider.transactions import transactional_id
 
 QUERY = (
@@ -22,39 +24,34 @@ def make(**kwargs) -> SqlToKafkaOperator:
 
 
 def test_parameters_override_query_file_defaults_matched_case_insensitively():
-    operator = make(sql=QUERY, parameters={"stato": "OK", "Data": "2026-02-01"})
+    values = parse_query_text(QUERY).bind_values({"stato": "OK", "Data": "2026-02-01"})
 
-    assert operator._bind_values(parse_query_text(QUERY)) == {"DATA": "2026-02-01", "STATO": "OK", "LIMITE": "10"}
+    assert values == {"DATA": "2026-02-01", "STATO": "OK", "LIMITE": "10"}
 
 
 def test_a_required_parameter_without_value_is_named():
     with pytest.raises(QueryParameterError, match=r"no value for required parameter.*STATO"):
-        make(sql=QUERY)._bind_values(parse_query_text(QUERY))
+        parse_query_text(QUERY).bind_values({})
 
 
 def test_a_parameter_the_query_does_not_use_is_an_error_listing_the_known_ones():
     with pytest.raises(QueryParameterError, match=r"STATUS not used by the query \(it knows: DATA, STATO, LIMITE\)"):
-        make(sql=QUERY, parameters={"STATUS": "x", "STATO": "y"})._bind_values(parse_query_text(QUERY))
+        parse_query_text(QUERY).bind_values({"STATUS": "x", "STATO": "y"})
 
 
 def test_the_key_column_matches_exactly_then_case_insensitively():
-    assert make()._key_index(("ID", "id", "X")) == 1
-    assert (
-        SqlToKafkaOperator(task_id="p", conn_id="db", sql="x", topic="t", message_key_field="trkcode")._key_index(
-            ("ID", "TRKCODE")
-        )
-        == 1
-    )
+    assert key_index(("ID", "id", "X"), "id") == 1
+    assert key_index(("ID", "TRKCODE"), "trkcode") == 1
 
 
 def test_a_missing_key_column_names_the_columns_present():
     with pytest.raises(MessageKeyError, match="'id' is not in the query result; columns present: A, B"):
-        make()._key_index(("A", "B"))
+        key_index(("A", "B"), "id")
 
 
 def test_duplicate_column_names_are_refused_because_a_message_could_hold_only_one():
     with pytest.raises(MessageKeyError, match=r"duplicate column name.*CODE"):
-        make()._key_index(("id", "CODE", "CODE"))
+        key_index(("id", "CODE", "CODE"), "id")
 
 
 @pytest.mark.parametrize(
@@ -80,7 +77,8 @@ def test_sql_parameters_and_topic_are_templated_and_sql_is_never_read_as_a_templ
 def test_oracle_operator_defaults_to_the_oracle_connection_and_large_fetches():
     operator = OracleToKafkaOperator(task_id="p", sql="SELECT 1 AS ID FROM DUAL", topic="t", message_key_field="ID")
 
-    assert (operator.conn_id, operator.batch_size) == ("oracle_default", 10_000)
+    assert (operator.conn_id, operator.batch_size) == ("oracle_default", None)
+    assert OracleDialect.fetch_size == 10_000  # what None means on an Oracle connection
 
 
 def test_transactional_id_is_stable_per_run_and_differs_between_runs_tasks_and_map_indexes():

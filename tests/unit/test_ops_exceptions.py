@@ -17,9 +17,10 @@ import psycopg.errors
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from confluent_kafka import KafkaError
-from operator_context import RecordingTaskInstance, context_for
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider import delivery, exceptions, query_file, serialization, streaming, transactions
+from pstt_provider.dialects.sqlite import DIALECT as SQLITE
 from pstt_provider.hooks import kafka
 from pstt_provider.operators import sql_to_kafka
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
@@ -33,10 +34,12 @@ FAIL_AT_ONCE = [
     exceptions.DeliveryNotAuthorizedError,
     exceptions.TopicAuthorizationError,
     exceptions.KafkaAuthenticationError,
+    exceptions.KafkaConfigurationError,
     exceptions.TopicNotFoundError,
     exceptions.TopicCreationError,
     exceptions.TransactionTimeoutError,
     exceptions.SourceQueryRejectedError,
+    exceptions.SourceConnectionTypeError,
 ]
 RETRIED = [
     exceptions.BrokerUnreachableError,
@@ -154,7 +157,7 @@ def test_a_statement_without_a_result_set_fails_at_once():
 
     with (
         pytest.raises(exceptions.SourceQueryRejectedError, match=r"Q\.sql: the statement returned no result set"),
-        streaming.stream_query(db, "SAVEPOINT sp1", {}, batch_size=10, source="Q.sql"),
+        streaming.stream_query(SQLITE, db, "SAVEPOINT sp1", {}, fetch_size=10, source="Q.sql"),
     ):
         pass
 

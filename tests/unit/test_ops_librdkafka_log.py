@@ -10,7 +10,8 @@ import logging
 
 import pytest
 
-from pstt_provider.hooks.kafka import LIBRDKAFKA_LOGGER, LibrdkafkaLog, PsttKafkaHook
+from pstt_provider.hooks.kafka import PsttKafkaHook
+from pstt_provider.hooks.librdkafka_log import LIBRDKAFKA_LOGGER, LibrdkafkaLog
 
 REFUSED = (
     "[thrd:127.0.0.1:9092/1]: 127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused "

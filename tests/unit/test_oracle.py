@@ -9,8 +9,9 @@ from typing import Any
 import oracledb
 import pytest
 
+from pstt_provider.dialects.oracle import DIALECT as ORACLE
+from pstt_provider.dialects.oracle import output_type_handler
 from pstt_provider.exceptions import SourceQueryError
-from pstt_provider.oracle import output_type_handler, tune_cursor
 from pstt_provider.query_file import parse_query_text
 from pstt_provider.streaming import stream_query
 
@@ -71,12 +72,24 @@ def test_other_types_keep_the_driver_default(other):
     assert output_type_handler(Cursor(), FetchInfo(other)) is None
 
 
-def test_fetch_tuning_makes_one_round_trip_per_batch():
-    cursor = Cursor()
+class CursorConnection:
+    """Hands out one stand-in cursor and keeps the output type handler it is given."""
 
-    tune_cursor(cursor, 10_000)
+    def __init__(self) -> None:
+        self.opened = Cursor()
+        self.outputtypehandler = None
+
+    def cursor(self) -> Cursor:
+        return self.opened
+
+
+def test_fetch_tuning_makes_one_round_trip_per_batch():
+    connection = CursorConnection()
+
+    cursor = ORACLE.open_cursor(connection, ORACLE.fetch_size, None)
 
     assert (cursor.arraysize, cursor.prefetchrows) == (10_000, 10_001)
+    assert connection.outputtypehandler is output_type_handler
 
 
 def test_sqlplus_references_become_oracle_named_binds():
@@ -100,12 +113,10 @@ def test_sqlplus_references_become_oracle_named_binds():
 
 class StubOracleConnection:
     """
-    Records what ``stream_query`` does on an oracledb connection, in order; its module name makes it oracledb's.
+    Records what ``stream_query`` does on an oracledb connection, in order.
 
     ``refuse`` makes the database reject statements starting with that text, as an Oracle server would.
     """
-
-    __module__ = "oracledb.connection"
 
     def __init__(self, description: list[tuple[str, Any]], refuse: str | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -149,7 +160,9 @@ QUERY_DESCRIPTION = [("ID", oracledb.DB_TYPE_NUMBER), ("RATIO", oracledb.DB_TYPE
 def test_oracle_transaction_is_made_read_only_before_the_query_runs():
     connection = StubOracleConnection(QUERY_DESCRIPTION)
 
-    with stream_query(connection, "SELECT ID, RATIO FROM T WHERE D = :D", {"D": "x"}, batch_size=10, source="Q.sql"):
+    with stream_query(
+        ORACLE, connection, "SELECT ID, RATIO FROM T WHERE D = :D", {"D": "x"}, fetch_size=10, source="Q.sql"
+    ):
         pass
 
     executed = [call[1] for call in connection.calls if call[0] == "execute"]
@@ -163,7 +176,7 @@ def test_oracle_query_the_database_refuses_as_a_write_fails_naming_the_query_fil
 
     with (
         pytest.raises(SourceQueryError, match=r"ADV-001--Delete\.sql: the database rejected the query: ORA-01456"),
-        stream_query(connection, "DELETE FROM T", {}, batch_size=10, source="ADV-001--Delete.sql"),
+        stream_query(ORACLE, connection, "DELETE FROM T", {}, fetch_size=10, source="ADV-001--Delete.sql"),
     ):
         pass
 
@@ -178,7 +191,7 @@ def test_oracle_session_that_cannot_be_made_read_only_never_runs_the_query():
 
     with (
         pytest.raises(SourceQueryError, match=r"Q\.sql: cannot make the session read-only"),
-        stream_query(connection, "SELECT ID FROM T", {}, batch_size=10, source="Q.sql"),
+        stream_query(ORACLE, connection, "SELECT ID FROM T", {}, fetch_size=10, source="Q.sql"),
     ):
         pass
 
@@ -189,5 +202,5 @@ def test_oracle_session_that_cannot_be_made_read_only_never_runs_the_query():
 def test_oracle_binary_double_columns_are_declared_float_for_the_nan_check():
     connection = StubOracleConnection(QUERY_DESCRIPTION)
 
-    with stream_query(connection, "SELECT ID, RATIO FROM T", {}, batch_size=10, source="Q.sql") as result:
+    with stream_query(ORACLE, connection, "SELECT ID, RATIO FROM T", {}, fetch_size=10, source="Q.sql") as result:
         assert result.float_columns == {1}

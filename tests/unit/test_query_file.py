@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pstt_provider.query_file import QueryFileError, parse_query_text, to_bind_sql
+from pstt_provider.query_file import QueryFileError, QueryParameterError, parse_query_text, to_bind_sql
 
 SEED_STYLE = """-- Test query
 define DATA='2026-01-20'  --Obbligatorio: Data test
@@ -18,17 +18,21 @@ def test_define_lines_become_params_with_required_flag_default_and_description()
     query = parse_query_text(SEED_STYLE, "q.sql")
 
     assert list(query.params) == ["DATA", "STATO"]
-    assert query.params["DATA"].required and query.params["DATA"].default == "2026-01-20"
+    assert query.params["DATA"].required
+    assert query.params["DATA"].default == "2026-01-20"
     assert query.params["DATA"].description == "Data test"
-    assert not query.params["STATO"].required and query.params["STATO"].default == "OK"
+    assert not query.params["STATO"].required
+    assert query.params["STATO"].default == "OK"
 
 
 def test_every_reference_form_becomes_a_named_bind_and_comments_and_literals_stay():
     statement = parse_query_text(SEED_STYLE, "q.sql").statement("named")
 
     assert "TRKDATE = :DATA AND STATUS = :STATO AND NOTE LIKE ('%' || :DATA || '%') AND Z = :DATA" in statement.sql
-    assert "'HH24:MI'" in statement.sql and "x::text" in statement.sql
-    assert "-- :ignored &ignored" in statement.sql and "/* &ignored */" in statement.sql
+    assert "'HH24:MI'" in statement.sql
+    assert "x::text" in statement.sql
+    assert "-- :ignored &ignored" in statement.sql
+    assert "/* &ignored */" in statement.sql
     assert not statement.sql.rstrip().endswith(";")
     assert statement.bind({"DATA": "d", "STATO": "s"}) == {"DATA": "d", "STATO": "s"}
 
@@ -206,3 +210,22 @@ def test_a_statement_that_does_not_read_is_refused_before_any_database_sees_it(b
 )
 def test_queries_starting_with_select_with_or_a_parenthesis_are_accepted(body):
     assert parse_query_text(f"{body};\n", source="q.sql").body
+
+
+def test_bind_values_fills_defaults_and_takes_values_for_references_without_a_define_line():
+    query = parse_query_text(
+        "define DATA='2026-01-20' --Obbligatorio: data\nSELECT * FROM t WHERE d = '&DATA' AND c = :code"
+    )
+
+    assert query.bind_values({"CODE": "X1"}) == {"DATA": "2026-01-20", "code": "X1"}
+    assert query.bind_values({"data": "2026-02-01", "code": "X2"}) == {"DATA": "2026-02-01", "code": "X2"}
+
+
+def test_bind_values_errors_are_query_file_errors_that_name_the_file():
+    query = parse_query_text("SELECT * FROM t WHERE c = :CODE", source="Q-9.sql")
+
+    with pytest.raises(QueryParameterError, match=r"^Q-9\.sql: parameter\(s\) NOPE not used by the query") as failure:
+        query.bind_values({"NOPE": 1})
+    assert isinstance(failure.value, QueryFileError)
+    with pytest.raises(QueryParameterError, match=r"^Q-9\.sql: no value for required parameter\(s\) CODE$"):
+        query.bind_values({})

@@ -10,9 +10,7 @@ import sqlite3
 
 import pytest
 
-from pstt_provider.exceptions import QueryParameterError
-from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
-from pstt_provider.query_file import parse_query_text
+from pstt_provider.query_file import QueryParameterError, parse_query_text
 
 QUERY = (
     "define DATA='2026-01-20' --Obbligatorio: data\n"
@@ -22,10 +20,7 @@ QUERY = (
 
 
 def bind(query_text: str, **parameters) -> dict:
-    operator = SqlToKafkaOperator(
-        task_id="publish", conn_id="db", topic="t", message_key_field="id", sql=query_text, parameters=parameters
-    )
-    return operator._bind_values(parse_query_text(query_text))
+    return parse_query_text(query_text).bind_values(parameters)
 
 
 def run_on_sqlite(query_text: str, values: dict) -> list[int]:

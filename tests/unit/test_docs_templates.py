@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 PAGE = ROOT / "docs" / "templates.md"
 MOMENT = "2026-01-20T10:30:00"

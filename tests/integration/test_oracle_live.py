@@ -1,7 +1,7 @@
 """
 The Oracle path against a real Oracle database: runs only when PSTT_ORACLE_DSN is set.
 
-    PSTT_ORACLE_DSN=pstt/pstt@localhost:1521/FREEPDB1 .venv/bin/python -m pytest tests/live_oracle
+    PSTT_ORACLE_DSN=pstt/pstt@localhost:1521/FREEPDB1 .venv/bin/python -m pytest tests/integration/test_oracle_live.py
 (docker compose up -d oracle starts Oracle Database Free with that account.)
 """
 
@@ -16,7 +16,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from operator_context import RecordingTaskInstance, context_for
+from helpers.operator_context import RecordingTaskInstance, context_for
 
 from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
 from pstt_provider.streaming import SourceQueryError

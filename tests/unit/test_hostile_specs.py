@@ -91,7 +91,8 @@ def test_each_spec_that_would_hide_the_others_is_its_own_import_error(folders: t
     [(failing_file, message)] = bag.import_errors.items()
     assert failing_file.endswith("pstt_jobs_validation.py")
     for name, (_, problem) in bad.items():
-        assert f"jobs/{name}: " in message and problem in message, name
+        assert f"jobs/{name}: " in message, name
+        assert problem in message, name
     assert f"jobs/{deep_path}: dag_id: the DAG id made from the spec's path is" in message
     assert f"{len(bad) + 1} invalid PSTT job spec file(s)" in message
 

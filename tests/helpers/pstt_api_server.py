@@ -3,7 +3,7 @@ A real ``airflow api-server`` for the plugin and dashboard tests, on an Airflow 
 tests' runs never mix into the totals): migrated SQLite DB, a free 127.0.0.1 port, SimpleAuthManager
 users admin (Admin) and viewer (Viewer) with known passwords, and the metrics writer (the server's background
 task) every second. It can be restarted to prove the metrics survive. Real DAG runs for it are made with
-``dag.test()`` in a child process on the same home (``python pstt_api_server.py run-dags HOME DAG_ID...``).
+``dag.test()`` in a child process on the same home (``python -m helpers.pstt_api_server run-dags HOME DAG_ID...``).
 
 Tries' summaries reach the store as a real operator leaves them: Airflow Variables ``pstt_try_<digest>``
 holding DeliverySummary JSON, which the writer moves into ``pstt_delivery_tries``. Variables are written in a
@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from helpers import child_env
+from helpers.airflow_home import airflow_env, metadata_engine
+from helpers.processes import stop_group
 from pstt_provider.summary import VARIABLE_PREFIX, DeliverySummary
 
 USERS = {"admin": "admin-pw", "viewer": "viewer-pw"}
@@ -40,29 +42,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def airflow_env(home: Path) -> dict[str, str]:
-    """This process's environment pointed at another Airflow home and its SQLite DB."""
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-
-
-def migrate(home: Path) -> None:
-    (home / "dags").mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=airflow_env(home)
-    )
-
-
 def run_dags(home: Path, *dag_ids: str) -> dict[str, str]:
     """Run DAGs of ``home/dags`` once each with dag.test() in a child process; returns their final states."""
     result = subprocess.run(
-        [sys.executable, __file__, "run-dags", str(home), *dag_ids],
-        env=airflow_env(home),
+        [sys.executable, "-m", __name__, "run-dags", str(home), *dag_ids],
+        env=child_env(airflow_env(home)),
         capture_output=True,
         text=True,
     )
@@ -128,15 +112,9 @@ class ApiServer:
         raise RuntimeError(f"api-server did not answer within 180 s: see {self.log_path}")
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        os.killpg(self._process.pid, 15)
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._process.pid, 9)
-            self._process.wait(timeout=30)
-        self._process = None
+        if self._process is not None:
+            stop_group(self._process)
+            self._process = None
 
     def restart(self) -> None:
         self.stop()
@@ -215,14 +193,10 @@ def deliver_two_runs(home: Path, topic_a: str, topic_b: str, rows_a: int = 25, r
     return Delivered(topic_a, topic_b, summaries)
 
 
-def metadata_engine(home: Path) -> Engine:
-    return create_engine(f"sqlite:///{home}/airflow.db")
-
-
 def _child(home: Path, command: str, stdin: str = "") -> str:
     result = subprocess.run(
-        [sys.executable, __file__, command, str(home)],
-        env=airflow_env(home),
+        [sys.executable, "-m", __name__, command, str(home)],
+        env=child_env(airflow_env(home)),
         input=stdin,
         capture_output=True,
         text=True,

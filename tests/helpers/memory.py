@@ -1,7 +1,7 @@
 """
 Peak memory of one extraction, measured in a fresh process so nothing else in the test session counts.
 
-    .venv/bin/python tests/memory.py 200000        # prints {"rows": ..., "peak_rss_kb": ..., ...}
+    PYTHONPATH=tests .venv/bin/python -m helpers.memory 200000    # prints {"rows": ..., "peak_rss_kb": ..., ...}
 
 The rows come from PostgreSQL's generate_series through ``SqlToKafkaOperator`` (server-side cursor) into a
 fresh topic on the local broker, whose end offset counts what was delivered before it is deleted.
@@ -16,8 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BOOTSTRAP = os.environ.get("PSTT_MEMORY_BOOTSTRAP", "127.0.0.1:9092")
+from helpers import ROOT, child_env, services
+
+BOOTSTRAP = os.environ.get("PSTT_MEMORY_BOOTSTRAP", services.BOOTSTRAP)
 SQL = (
     "SELECT g AS id, (g * 1.0000000001)::numeric(38,10) AS amount, now() AS extracted, "
     "'spedizione n° ' || g AS note FROM generate_series(1, {rows}) g"
@@ -27,11 +28,11 @@ SQL = (
 def measure_extraction(rows: int, batch_size: int = 5000, timeout_s: float = 900) -> dict:
     """Runs one extraction of ``rows`` rows in a subprocess and returns its figures (peak_rss_kb among them)."""
     completed = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), str(rows), str(batch_size)],
+        [sys.executable, "-m", __name__, str(rows), str(batch_size)],
         capture_output=True,
         text=True,
         timeout=timeout_s,
-        env=os.environ.copy(),
+        env=child_env(os.environ),
         cwd=ROOT,
         check=False,
     )
@@ -65,25 +66,11 @@ def _extract(rows: int, batch_size: int) -> dict:
     import time
     import uuid
 
-    os.environ.setdefault(
-        "AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": BOOTSTRAP}})
-    )
-    os.environ.setdefault(
-        "AIRFLOW_CONN_PSTT_TEST_PG",
-        json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": 5432,
-                "login": "pstt",
-                "password": "pstt",
-                "schema": "pstt",
-            }
-        ),
-    )
+    for name, value in services.airflow_connections(BOOTSTRAP).items():
+        os.environ.setdefault(name, value)
     from confluent_kafka.admin import AdminClient, NewTopic
-    from operator_context import RecordingTaskInstance, context_for
 
+    from helpers.operator_context import RecordingTaskInstance, context_for
     from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
     topic = f"pstt-memory-{uuid.uuid4().hex[:12]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 
-from conftest import ROOT
+from helpers import ROOT
 
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 

@@ -1,7 +1,8 @@
-"""The DAG object a spec becomes: Airflow settings, the operator per connection type, Params and their Jinja."""
+"""The DAG object a spec becomes: Airflow settings, one SqlToKafkaOperator whatever the database, Params and Jinja."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,6 @@ import pytest
 
 from pstt_provider.factory.builder import build_dag, build_dags
 from pstt_provider.factory.validation import Validator
-from pstt_provider.operators.oracle_to_kafka import OracleToKafkaOperator
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,9 @@ def test_the_seed_spec_becomes_the_expected_dag(tmp_path: Path) -> None:
         "produzione",
         "A00-CDG-Collaudo",
     )
-    assert (task.batch_size, task.include_metadata) == (100, True)
+    # The seed's kafka_config.batch_size (100) is accepted but no longer throttles the fetch: the operator's own.
+    assert task.batch_size == inspect.signature(SqlToKafkaOperator).parameters["batch_size"].default
+    assert task.include_metadata is True
     [notifier] = task.on_failure_callback
     assert notifier.to == ["admin@example.com", "kafka-team@example.com"]
     assert task.on_success_callback == []
@@ -84,10 +86,24 @@ def test_required_params_are_marked_required_for_the_trigger_form(tmp_path: Path
     dag.params.validate()
 
 
-def test_oracle_connections_get_the_oracle_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oracle_connection_gets_the_same_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_A00-CDG-COLLAUDO", "oracle://user:secret@db.example:1521/?service_name=CDG")
-    assert type(seed_dag(tmp_path).get_task("export_to_kafka")) is OracleToKafkaOperator
-    assert type(seed_dag(tmp_path, connection_type="generic").get_task("export_to_kafka")) is SqlToKafkaOperator
+    assert type(seed_dag(tmp_path).get_task("export_to_kafka")) is SqlToKafkaOperator
+
+
+def test_every_kafka_option_of_the_spec_reaches_the_task(tmp_path: Path) -> None:
+    kafka = {
+        **json.loads(SEED_SPEC.read_text())["kafka_config"],
+        "delivery": "exactly_once",
+        "null_key": "skip",
+        "dead_letter_topic": "pstt-traces-dlq",
+        "producer_config": {"linger.ms": 50},
+        "topic_config": {"partitions": 3, "config": {"retention.ms": "86400000"}},
+    }
+    task = seed_dag(tmp_path, kafka_config=kafka).get_task("export_to_kafka")
+    assert (task.delivery, task.null_key, task.dead_letter_topic) == ("exactly_once", "skip", "pstt-traces-dlq")
+    assert task.producer_config == {"linger.ms": 50}
+    assert task.topic_config == {"partitions": 3, "replication_factor": None, "config": {"retention.ms": "86400000"}}
 
 
 def test_success_mail_and_disabled_jobs(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from confluent_kafka import Producer
-from conftest import ROOT
+from helpers import ROOT
 
 PAGE = ROOT / "docs" / "kafka-security.md"
 

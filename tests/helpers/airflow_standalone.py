@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import ROOT
+from helpers.processes import stop_group
+
 USERS = {"admin": "admin-pw"}
 START_TIMEOUT_S = 240
 
@@ -82,15 +84,9 @@ class Standalone:
             return False
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        os.killpg(self._process.pid, 15)
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._process.pid, 9)
-            self._process.wait(timeout=30)
-        self._process = None
+        if self._process is not None:
+            stop_group(self._process)
+            self._process = None
 
     def token(self) -> str:
         if self._token is None:
