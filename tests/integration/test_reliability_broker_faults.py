@@ -1,26 +1,23 @@
 """
 The runbook's worst case, Kafka going away, against a broker of the test's own (never the shared one).
 
-The source is a PostgreSQL table read through a deliberately slowed query that also waits, at one row, for an
-advisory lock the fault thread holds until the broker is down: so the broker is stopped (or restarted) while the
-task still has rows to produce, however fast or slow the machine is. Every case reads the topic back and
-checks keys, not exit codes: after a retry every key is present (at_least_once), exactly once for a
-read_committed reader (exactly_once); an outage shorter than ``message.timeout.ms`` loses nothing and
-duplicates nothing (idempotent producer).
+The source is a PostgreSQL table read through a slowed query held at one row until the broker is down
+(``helpers.broker_faults``), so the broker is stopped (or restarted) while the task still has rows to produce.
+Every case reads the topic back and checks keys, not exit codes: after a retry every key is present
+(at_least_once), exactly once for a read_committed reader (exactly_once); an outage shorter than
+``message.timeout.ms`` loses nothing and duplicates nothing (idempotent producer).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from helpers.broker_faults import BrokerFault, Gate, numbered_keys, numbered_table, slowed_query
 from helpers.kafka import PrivateBroker, consume_all, new_topic
 from helpers.operator_context import RecordingTaskInstance, context_for, retry_of
 
@@ -36,45 +33,8 @@ FAILURE_BOUND_S = 120.0
 
 @pytest.fixture(scope="module")
 def source_table(postgres: dict) -> Iterator[str]:
-    """ROWS narrow rows, keys ``K000001``... in insertion order (read without ORDER BY, so it streams)."""
-    name = f"pstt_faults_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(**postgres, autocommit=True) as conn:
-        conn.execute(
-            f"CREATE TABLE {name} AS SELECT g AS id, 'K' || lpad(g::text, 6, '0') AS code, "
-            f"repeat('x', 40) AS pad FROM generate_series(1, {ROWS}) g"
-        )
+    with numbered_table(postgres, "pstt_faults", ROWS, pad=40) as name:
         yield name
-        conn.execute(f"DROP TABLE {name}")
-
-
-def slowed_query(table: str, pause_every: int, pause_s: float, gate: Gate) -> str:
-    """
-    Streams ``table`` with a ``pause_s`` sleep every ``pause_every`` rows, evaluated as the cursor advances, and
-    waits at row ``gate.at_row`` until the gate opens (CASE: evaluated for that row only, in that order).
-    """
-    return (
-        f"SELECT id, code, pad FROM {table} WHERE (id % {pause_every} <> 0 OR pg_sleep({pause_s})::text = '') "
-        f"AND CASE WHEN id = {gate.at_row} THEN pg_advisory_xact_lock_shared({gate.key})::text = '' ELSE true END"
-    )
-
-
-class Gate:
-    """An advisory lock held in a session of its own: the slowed query stops at ``at_row`` until ``open``."""
-
-    def __init__(self, postgres: dict, at_row: int) -> None:
-        self.at_row = at_row
-        self.key = uuid.uuid4().int % 2**62
-        self._conn = psycopg.connect(**postgres, autocommit=True)
-        self._conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-
-    def open(self) -> None:
-        if not self._conn.closed:
-            self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-            self._conn.close()
-
-
-def expected_keys() -> set[bytes]:
-    return {f"K{n:06d}".encode() for n in range(1, ROWS + 1)}
 
 
 @pytest.fixture
@@ -85,70 +45,11 @@ def private_kafka_conn(private_broker: PrivateBroker, monkeypatch: pytest.Monkey
     return conn_id
 
 
-class BrokerFault(threading.Thread):
-    """
-    Once ``topic`` holds ``after`` messages, stops the broker, opens ``gate`` so the query reads on, and restarts
-    the broker when ``restart`` is set.
-    """
-
-    def __init__(self, broker: PrivateBroker, topic: str, after: int, gate: Gate, *, restart: bool) -> None:
-        super().__init__(daemon=True)
-        self.broker = broker
-        self.topic = topic
-        self.after = after
-        self.gate = gate
-        self.restart = restart
-        self.stopping_at: float | None = None
-        self.stopped_at: float | None = None
-        self.restarted_at: float | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._wait_for_messages()
-            self.stopping_at = time.monotonic()
-            self.broker.stop()
-            self.stopped_at = time.monotonic()
-            self.gate.open()
-            if self.restart:
-                self.broker.start()
-                self.restarted_at = time.monotonic()
-        except BaseException as err:
-            self.error = err
-        finally:
-            self.gate.open()
-
-    def _wait_for_messages(self) -> None:
-        watcher = Consumer(
-            {
-                "bootstrap.servers": self.broker.bootstrap,
-                "group.id": f"watch-{uuid.uuid4().hex}",
-                "isolation.level": "read_uncommitted",  # the high watermark, open transactions included
-            }
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                _low, high = watcher.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
-                if high >= self.after:
-                    return
-                time.sleep(0.05)
-            raise TimeoutError(f"{self.topic} never reached {self.after} messages")
-        finally:
-            watcher.close()
-
-    def result(self) -> None:
-        self.join(180)
-        assert not self.is_alive(), "the broker fault thread did not finish"
-        if self.error is not None:
-            raise self.error
-
-
 def publisher(conn_id: str, topic: str, table: str, delivery: str, gate: Gate, **kwargs) -> SqlToKafkaOperator:
     return SqlToKafkaOperator(
         task_id="publish",
         conn_id="pstt_test_pg",
-        sql=slowed_query(table, **kwargs.pop("pause", {"pause_every": 500, "pause_s": 0.05}), gate=gate),
+        sql=slowed_query(table, "id, code, pad", gate, **kwargs.pop("pause", {})),
         topic=topic,
         message_key_field="code",
         kafka_config_id=conn_id,
@@ -191,7 +92,7 @@ def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_ev
     )
     first = RecordingTaskInstance()
 
-    fault = BrokerFault(private_broker, topic, 20_000, gate, restart=False)
+    fault = BrokerFault(private_broker, topic, 20_000, gate, restart_after_s=None)
 
     seconds_to_fail = run_until_broker_stops(operator, fault, first)
 
@@ -213,7 +114,7 @@ def test_broker_stopped_mid_run_fails_within_the_bound_and_the_retry_delivers_ev
     assert (result["state"], result["messages_sent"], result["messages_failed"]) == ("success", ROWS, 0)
     records = consume_all(topic, bootstrap=private_broker.bootstrap, expected=ROWS, timeout_s=180)
     keys = Counter(r.key for r in records)
-    assert set(keys) == expected_keys()
+    assert set(keys) == numbered_keys(ROWS)
     if delivery == "exactly_once":
         assert len(records) == ROWS
         assert max(keys.values()) == 1
@@ -237,7 +138,7 @@ def test_broker_restarted_mid_run_loses_and_duplicates_nothing(
         gate,
         pause={"pause_every": 500, "pause_s": 0.1},
     )
-    fault = BrokerFault(private_broker, topic, 20_000, gate, restart=True)
+    fault = BrokerFault(private_broker, topic, 20_000, gate, restart_after_s=0)
     fault.start()
 
     result = operator.execute(context_for(RecordingTaskInstance()))
@@ -275,7 +176,7 @@ def test_the_failure_bound_does_not_grow_with_the_rows_still_to_read(
         producer_config={"message.timeout.ms": timeout_ms, "queue.buffering.max.messages": queue},
         flush_grace_s=grace_s,
     )
-    fault = BrokerFault(private_broker, topic, 5_000, gate, restart=False)
+    fault = BrokerFault(private_broker, topic, 5_000, gate, restart_after_s=None)
 
     seconds_to_fail = run_until_broker_stops(operator, fault, RecordingTaskInstance())
 
