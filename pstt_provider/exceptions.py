@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from pstt_provider.ordered_read import OrderedReadError as _ParsingOrderedReadError
 from pstt_provider.query_file import QueryFileError as _ParsingQueryFileError
 from pstt_provider.query_file import QueryParameterError as _ParsingQueryParameterError
 
@@ -27,11 +28,14 @@ __all__ = [
     "BrokerUnreachableError",
     "DeliveryError",
     "DeliveryNotAuthorizedError",
+    "JobStateError",
+    "JobStateMismatchError",
     "KafkaAuthenticationError",
     "KafkaConfigurationError",
     "MessageKeyError",
     "MessageTooLargeError",
     "NonRetryableError",
+    "OrderedReadError",
     "PsttError",
     "QueryFileError",
     "QueryParameterError",
@@ -116,6 +120,17 @@ class RunMarkerError(PsttError, RuntimeError):
     """Transient: the exactly_once run-marker topic cannot be created or read in time."""
 
 
+class JobStateError(PsttError, RuntimeError):
+    """Transient: the state topic holding the jobs' positions cannot be created, read or written in time."""
+
+
+class JobStateMismatchError(NonRetryableError, ValueError):
+    """
+    The stored position does not fit the job: it is for other columns than the job now orders by, or of a type
+    its column no longer holds; ``pstt state set`` or ``pstt state reset`` has to move it first.
+    """
+
+
 # ------------------------------------------------------------------ query, parameters, rows
 
 
@@ -133,10 +148,16 @@ class QueryParameterError(NonRetryableError, _ParsingQueryParameterError):
     """A query parameter is unknown, missing, or the query is given twice or not at all."""
 
 
-def at_task_time(err: _ParsingQueryFileError) -> NonRetryableError:
+class OrderedReadError(NonRetryableError, _ParsingOrderedReadError):
+    """An incremental or ordered read that cannot run: a column name that is not a plain name, a lag on numbers."""
+
+
+def at_task_time(err: _ParsingQueryFileError | _ParsingOrderedReadError) -> NonRetryableError:
     """A parsing or binding error as a running task raises it: the fatal subclass of the same name and message."""
     if isinstance(err, NonRetryableError):
         return err
+    if isinstance(err, _ParsingOrderedReadError):
+        return OrderedReadError(err.field, err.reason).with_traceback(err.__traceback__)
     task_class = QueryParameterError if isinstance(err, _ParsingQueryParameterError) else QueryFileError
     return task_class(*err.args).with_traceback(err.__traceback__)
 

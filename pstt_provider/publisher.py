@@ -65,11 +65,12 @@ class RowPublisher:
         self,
         result: ResultStream,
         metadata: Mapping[str, Any] | None,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, Sequence[Any]], None] | None = None,
     ) -> None:
         """
         Every row of ``result`` as a message (with ``metadata`` as the envelope's, None for the row alone); the key
-        column is looked up before anything is sent. ``on_batch`` gets the rows read so far after each batch.
+        column is looked up before anything is sent. ``on_batch`` gets the rows read so far and the batch's last row
+        once the batch is queued.
         """
         key_of = itemgetter(key_index(result.columns, self.key_field))
         encoder = RowEncoder(
@@ -89,7 +90,7 @@ class RowPublisher:
             self.rows += len(batch)
             progress.maybe_log(self.rows)
             if on_batch is not None:
-                on_batch(self.rows)
+                on_batch(self.rows, batch[-1])
 
     def _with_null_keys(
         self, keys: list[Any], batch: Sequence[Sequence[Any]], encoder: RowEncoder, source: str

@@ -3,7 +3,7 @@ The delivery summary of one task try: the one shape the operator returns, the st
 Prometheus, ``pstt health`` and the e-mail read. Its fields are listed here and nowhere else.
 
 Version 2 added ``display_name``, ``parameters``, ``messages_aborted``, ``reported`` and ``schema_version``;
-a version-1 value (the operator's result before) reads with those empty.
+version 3 ``position_before``, ``position_after`` and ``checkpoints``. An older value reads with those empty.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pstt_provider.latency import LatencyHistogram
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 XCOM_KEY = "pstt_delivery"
 VARIABLE_PREFIX = "pstt_try_"
 """Airflow Variables holding tries' summaries until the server side moves them into its table."""
@@ -54,6 +54,12 @@ class DeliverySummary:
     """exactly_once: the run marker found when this run had committed before, so nothing was sent again."""
     reported: bool = True
     """False for a try the task never reported (killed, lost): counted from Airflow's own record of it."""
+    position_before: dict[str, Any] | None = field(default=None, compare=False)
+    """incremental or checkpointed: the position the try read after (order column -> value); None: from the start."""
+    position_after: dict[str, Any] | None = field(default=None, compare=False)
+    """The position the try left committed: where the next run (or a retry) reads after."""
+    checkpoints: int = 0
+    """Positions committed in the middle of the try (``checkpoint_rows``)."""
     schema_version: int = SCHEMA_VERSION
 
     COUNTS: ClassVar[tuple[str, ...]] = (

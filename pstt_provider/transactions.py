@@ -1,5 +1,6 @@
 """
-Exactly-once delivery for one task run: a Kafka transaction per attempt plus a run marker (``ExactlyOnceSession``).
+Exactly-once delivery for one task run: a Kafka transaction per attempt (one per checkpoint with
+``checkpoint_rows``) plus a run marker (``ExactlyOnceSession``).
 
 - ``transactional.id`` is a stable hash of dag_id/task_id/run_id/map_index, so every attempt of the same
   run shares it: ``init_transactions`` of a retry fences the previous attempt and aborts whatever it left
@@ -8,6 +9,8 @@ Exactly-once delivery for one task run: a Kafka transaction per attempt plus a r
   the same id. The marker commits atomically with the rows, so "marker present" means "rows committed":
   a re-run of a committed run finds it and publishes nothing, unless forced.
 - Markers are kept ``MARKER_RETENTION_MS`` (30 days); a re-run older than that publishes again.
+- A checkpoint commits the rows so far with the job's position (``pstt_provider.job_state``) and begins the next
+  transaction, so a retry resumes after it and no transaction has to outlive ``transaction.max.timeout.ms``.
 """
 
 from __future__ import annotations
@@ -16,17 +19,15 @@ import datetime as dt
 import hashlib
 import logging
 import time
-import uuid
-import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-from pstt_provider.exceptions import RunMarkerError, TransactionTimeoutError
+from pstt_provider.exceptions import KafkaConfigurationError, RunMarkerError, TransactionTimeoutError
+from pstt_provider.keyed_topic import KeyedTopic, reader_config
 
 if TYPE_CHECKING:
     from pstt_provider.hooks.kafka import PsttKafkaHook
@@ -40,6 +41,9 @@ DEFAULT_TRANSACTION_TIMEOUT_MS = 900_000
 """The broker's default ``transaction.max.timeout.ms`` (15 min): the longest transaction it accepts."""
 TIMEOUT_SAFETY = 0.9
 """Abort ourselves at 90 % of the transaction timeout, before the broker aborts it behind our back."""
+CHECKPOINT_BEFORE = 0.5
+"""With checkpoints, commit early once a transaction has run half its timeout, whatever the rows since the last."""
+TRANSACTION_MAX_SETTING = "transaction.max.timeout.ms"
 
 
 def transaction_overrides(
@@ -60,138 +64,49 @@ def transactional_id(dag_id: str, task_id: str, run_id: str, map_index: int = -1
     return f"pstt-{digest}"
 
 
-def marker_partition(key: str, partitions: int) -> int:
-    """Our own stable partitioning, so a lookup reads one partition instead of the whole topic."""
-    return zlib.crc32(key.encode()) % partitions
+def marker_topic_of(name: str) -> KeyedTopic:
+    """The compacted topic of run markers, kept ``MARKER_RETENTION_MS``."""
+    return KeyedTopic(
+        name,
+        "run-marker",
+        RunMarkerError,
+        partitions=MARKER_PARTITIONS,
+        config={"cleanup.policy": "compact,delete", "retention.ms": str(MARKER_RETENTION_MS)},
+    )
 
 
-def ensure_marker_topic(admin: AdminClient, topic: str, timeout_s: float) -> int:
+def broker_transaction_max_ms(admin: AdminClient, timeout_s: float) -> int | None:
     """
-    Creates the compacted marker topic when absent; returns its partition count.
-
-    Absence is asked with DescribeTopics: a metadata request for the topic by name would make a broker with
-    ``auto.create.topics.enable=true`` create it first with its defaults (one partition, deleted after 7 days,
-    not compacted), and the create below would then find it existing.
+    The broker's ``transaction.max.timeout.ms``, the longest transaction it accepts; None when it cannot be read
+    (the connection's principal may lack DescribeConfigs): then ``init_transactions`` is the check.
     """
-    existing = _partition_count(admin, topic, timeout_s)
-    if existing:
-        return existing
-    future = admin.create_topics(
-        [
-            NewTopic(
-                topic,
-                MARKER_PARTITIONS,
-                replication_factor=-1,
-                config={"cleanup.policy": "compact,delete", "retention.ms": str(MARKER_RETENTION_MS)},
-            )
-        ],
-        operation_timeout=timeout_s,
-    )[topic]
     try:
-        future.result(timeout=timeout_s)
-    except KafkaException as err:
-        if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise RunMarkerError(f"cannot create run-marker topic {topic!r}: {err.args[0].str()}") from err
-    for _ in range(int(timeout_s * 10)):
-        created = admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
-        if (
-            created is not None
-            and created.error is None
-            and created.partitions
-            and all(partition.leader >= 0 for partition in created.partitions.values())
-        ):
-            return len(created.partitions)
-        time.sleep(0.1)
-    raise RunMarkerError(f"run-marker topic {topic!r} did not become available within {timeout_s:.0f} s")
+        brokers = admin.list_topics(timeout=timeout_s).brokers
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        configs = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result(timeout=timeout_s)
+        return int(configs[TRANSACTION_MAX_SETTING].value)
+    except (KafkaException, KeyError, TypeError, ValueError, TimeoutError) as err:
+        log.info("Could not read the broker's %s (%s)", TRANSACTION_MAX_SETTING, err)
+        return None
 
 
-def _partition_count(admin: AdminClient, topic: str, timeout_s: float) -> int:
-    """The topic's partitions, 0 when it does not exist, asked without making any broker create it."""
-    future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout_s)[topic]
-    try:
-        return len(future.result(timeout=timeout_s + 1).partitions)
-    except KafkaException as err:
-        if err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            return 0
-        raise RunMarkerError(f"cannot look up run-marker topic {topic!r}: {err.args[0].str()}") from err
-    except TimeoutError as err:
-        raise RunMarkerError(f"looking up run-marker topic {topic!r} took longer than {timeout_s:.0f} s") from err
-
-
-_LEADER_MOVING = frozenset(
-    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
-)
-
-
-def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+def fit_transaction_timeout(overrides: dict[str, Any], explicit: bool, broker_max_ms: int | None) -> dict[str, Any]:
     """
-    The partition's offsets, asked again while its leader is still being elected: right after the marker
-    topic is created (or a broker restarted) the partition's metadata can name no leader, or a stale one.
+    ``transaction.timeout.ms`` no longer than the broker accepts: the default is lowered to the broker's limit, a
+    value chosen in producer_config above it is refused, naming both.
     """
-    while True:
-        try:
-            return consumer.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.1))
-        except KafkaException as err:
-            if err.args[0].code() not in _LEADER_MOVING or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
-
-
-MARKER_READER_CONFIG: dict[str, Any] = {
-    "isolation.level": "read_committed",
-    "enable.auto.commit": False,
-    "enable.partition.eof": True,
-    "fetch.wait.max.ms": 10,
-    "auto.offset.reset": "earliest",
-}
-"""The marker consumer's settings (plus a group.id of its own): see ``find_marker``."""
-
-
-def marker_reader_config() -> dict[str, Any]:
-    return {**MARKER_READER_CONFIG, "group.id": f"pstt-marker-check-{uuid.uuid4().hex}"}
-
-
-def find_marker(consumer: Consumer, topic: str, partitions: int, key: str, timeout_s: float) -> dict | None:
-    """
-    The committed marker for ``key`` (latest wins), read by ``consumer`` (made with ``marker_reader_config``, with
-    isolation.level=read_committed), which is closed afterwards.
-
-    Messages are polled one at a time and reading stops at the end of the partition (EOF, or the high
-    watermark read up front): a batched ``consume`` would wait out its whole timeout for a batch that never fills.
-    A short ``fetch.wait.max.ms`` keeps the broker from holding the fetch that reports the EOF for 500 ms.
-    """
-    partition = TopicPartition(topic, marker_partition(key, partitions))
-    found: dict | None = None
-    try:
-        deadline = time.monotonic() + timeout_s
-        low, high = _watermarks(consumer, partition, deadline)
-        if high <= low:
-            return None
-        partition.offset = low
-        consumer.assign([partition])
-        wanted = key.encode()
-        while (remaining := deadline - time.monotonic()) > 0:
-            message = consumer.poll(remaining)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    return found
-                raise RunMarkerError(f"reading run markers from {topic!r}: {error.str()}")
-            if message.key() == wanted:
-                value = message.value()
-                found = orjson.loads(value) if value else None
-            offset = message.offset()  # None only for a message that is an error, handled above
-            if offset is not None and offset >= high - 1:
-                return found
-        raise RunMarkerError(f"reading run markers from {topic!r} did not finish within {timeout_s:.0f} s")
-    finally:
-        consumer.close()
-
-
-def produce_marker(producer: Producer, topic: str, partitions: int, key: str, marker: dict[str, Any]) -> None:
-    producer.produce(topic, key=key, value=orjson.dumps(marker), partition=marker_partition(key, partitions))
+    chosen = int(overrides["transaction.timeout.ms"])
+    if broker_max_ms is None or chosen <= broker_max_ms:
+        return overrides
+    if explicit:
+        raise KafkaConfigurationError(
+            f"producer_config sets transaction.timeout.ms={chosen}, above the broker's {TRANSACTION_MAX_SETTING} "
+            f"({broker_max_ms}): lower it, or raise the broker's limit"
+        )
+    fitted = {**overrides, "transaction.timeout.ms": broker_max_ms}
+    if int(fitted.get("message.timeout.ms", 0)) > broker_max_ms:
+        fitted["message.timeout.ms"] = broker_max_ms
+    return fitted
 
 
 class TransactionClock:
@@ -201,28 +116,38 @@ class TransactionClock:
         self.timeout_s = timeout_ms / 1000.0
         self.started = time.monotonic()
 
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
     def check(self, rows: int) -> None:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.elapsed_s
         if elapsed > self.timeout_s * TIMEOUT_SAFETY:
             raise TransactionTimeoutError(
-                f"exactly_once: the extraction has run {elapsed:.1f} s ({rows} rows so far), too close to the "
-                f"Kafka transaction timeout ({self.timeout_s:.0f} s, transaction.timeout.ms); the transaction "
-                "was aborted, nothing was published. Raise transaction.timeout.ms in producer_config (the "
-                "broker caps it at transaction.max.timeout.ms, 15 min by default), make the query return "
-                "fewer rows per run, or use delivery='at_least_once'."
+                f"exactly_once: the transaction has been open {elapsed:.1f} s ({rows} rows so far), too close to "
+                f"the Kafka transaction timeout ({self.timeout_s:.0f} s, transaction.timeout.ms); it was aborted, "
+                "nothing of it was published. Set checkpoint_rows (with incremental or order_by) to commit every N "
+                "rows, raise transaction.timeout.ms in producer_config (the broker caps it at "
+                f"{TRANSACTION_MAX_SETTING}, 15 min by default), make the query return fewer rows per run, or use "
+                "delivery='at_least_once'."
             )
+
+
+Extra = Callable[[Producer], None]
+"""Produces what must commit with the rows (a job's position) into the open transaction."""
 
 
 class ExactlyOnceSession:
     """
-    One attempt's Kafka transaction around the rows it publishes, as a context manager.
+    One attempt's Kafka transactions around the rows it publishes, as a context manager.
 
     Entering fences any earlier attempt (``init_transactions``) and looks for the run's marker: when the run already
-    committed (and ``force`` is off) ``already_published`` holds the marker and nothing is begun; otherwise the
-    transaction is open (``publishing``). ``check`` stops an extraction about to outlive the transaction,
-    ``commit`` adds the marker (``run``: the run's identity, with the counts and the time) and commits; leaving on
-    an exception aborts what is open. The admin client and the marker consumer come from the hook, so they log and
-    authenticate like every other client of the run.
+    committed (and ``force`` is off) ``already_published`` holds the marker and nothing is begun; otherwise a
+    transaction is open (``publishing``). ``check`` stops an extraction about to outlive its transaction;
+    ``checkpoint`` commits what is open (with the job's position) and begins the next; ``commit`` adds the marker
+    (``run``: the run's identity, with the counts and the time) and commits the last. Leaving on an exception aborts
+    what is open; what earlier checkpoints committed stays (``committed_messages``). The admin client and the marker
+    consumer come from the hook, so they log and authenticate like every other client of the run.
     """
 
     def __init__(
@@ -241,11 +166,14 @@ class ExactlyOnceSession:
         self.producer = producer
         self.run = dict(run)
         self.txn_id = txn_id
-        self.marker_topic = marker_topic
+        self.markers = marker_topic_of(marker_topic)
         self.transaction_timeout_ms = transaction_timeout_ms
         self.timeout_s = timeout_s
         self.force = force
         self.already_published: dict[str, Any] | None = None
+        self.committed_messages = 0
+        """Messages of this attempt already committed by checkpoints: visible whatever happens next."""
+        self.checkpoints = 0
         self._partitions = 0
         self._clock: TransactionClock | None = None
 
@@ -256,9 +184,9 @@ class ExactlyOnceSession:
 
     def __enter__(self) -> ExactlyOnceSession:
         self.producer.init_transactions(self.timeout_s)
-        self._partitions = ensure_marker_topic(self.hook.get_admin_client(), self.marker_topic, self.timeout_s)
-        consumer = self.hook.get_consumer(marker_reader_config())
-        marker = find_marker(consumer, self.marker_topic, self._partitions, self.txn_id, self.timeout_s)
+        self._partitions = self.markers.ensure(self.hook.get_admin_client(), self.timeout_s)
+        consumer = self.hook.get_consumer(reader_config())
+        marker = self.markers.latest(consumer, self._partitions, self.txn_id, self.timeout_s)
         if marker is not None and not self.force:
             log.warning(
                 "Run %s already published %s rows to %s at %s (exactly_once marker in %s); publishing nothing. "
@@ -267,24 +195,44 @@ class ExactlyOnceSession:
                 marker.get("rows"),
                 marker.get("topic"),
                 marker.get("committed_at"),
-                self.marker_topic,
+                self.markers.name,
             )
             self.already_published = marker
             return self
+        self._begin()
+        return self
+
+    def _begin(self) -> None:
         self.producer.begin_transaction()
         self._clock = TransactionClock(self.transaction_timeout_ms)
-        return self
 
     def check(self, rows: int) -> None:
         if self._clock is not None:
             self._clock.check(rows)
 
-    def commit(self, rows: int, messages: int, timeout_s: float) -> None:
+    @property
+    def checkpoint_due(self) -> bool:
+        """The open transaction has run long enough that a job with checkpoints should commit it now."""
+        return self._clock is not None and self._clock.elapsed_s > self._clock.timeout_s * CHECKPOINT_BEFORE
+
+    def checkpoint(self, rows: int, messages: int, timeout_s: float, extra: Extra) -> None:
+        """Commits the open transaction with what ``extra`` produces, and begins the next one."""
+        self.check(rows)
+        extra(self.producer)
+        self.producer.commit_transaction(timeout_s)
+        self.committed_messages = messages
+        self.checkpoints += 1
+        self._begin()
+
+    def commit(self, rows: int, messages: int, timeout_s: float, extra: Extra | None = None) -> None:
         """Commits the ``rows`` read, as ``messages``, with the run's marker as the transaction's last message."""
         self.check(rows)
+        if extra is not None:
+            extra(self.producer)
         marker = {**self.run, "rows": rows, "messages": messages, "committed_at": dt.datetime.now(dt.UTC).isoformat()}
-        produce_marker(self.producer, self.marker_topic, self._partitions, self.txn_id, marker)
+        self.markers.produce(self.producer, self._partitions, self.txn_id, marker)
         self.producer.commit_transaction(timeout_s)
+        self.committed_messages = messages
         self._clock = None
 
     def __exit__(

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from pstt_provider.ordered_read import OrderedReadError
 from pstt_provider.sql_scanner import Paramstyle
 
 
@@ -22,6 +23,8 @@ class Dialect:
     """Rows per fetch when the operator's ``batch_size`` is None: large enough that a fetch costs nothing per row."""
     read_only_statement: ClassVar[str | None] = None
     """Run on the connection before the query so that the database itself refuses any write; None: none known."""
+    row_values: ClassVar[bool] = False
+    """The database compares row values, ``(a, b) > (x, y)``: an ordered read's window is written that way."""
 
     def paramstyle(self, connection: Any) -> Paramstyle:
         """PEP 249 keeps the bind style in the driver module, the one place a plain DB-API connection names it."""
@@ -41,6 +44,17 @@ class Dialect:
     def float_columns(self, description: Sequence[Sequence[Any]]) -> frozenset[int] | None:
         """Positions declared floating point (for the NaN/Infinity check); None: the driver declares no types."""
         return None
+
+    def now_minus(self, seconds: str) -> str:
+        """
+        SQL for the database's current time minus ``seconds`` (a bind placeholder): ``incremental.lag_seconds``
+        measures the lag on the clock that stamped the rows, not on the worker's.
+        """
+        raise OrderedReadError(
+            "incremental.lag_seconds",
+            f"needs the database's clock, which pstt knows for PostgreSQL, Oracle and SQLite, not for {self.name} "
+            "connections: leave lag_seconds out",
+        )
 
     def canceller(self, connection: Any) -> Callable[[], None] | None:
         """How to interrupt a fetch from another thread; given, the fetches are read ahead on a thread."""

@@ -51,6 +51,9 @@ class OracleDialect(Dialect):
     fetch_size: ClassVar[int] = 10_000
     read_only_statement: ClassVar[str | None] = "SET TRANSACTION READ ONLY"
 
+    def now_minus(self, seconds: str) -> str:
+        return f"(SYSTIMESTAMP - NUMTODSINTERVAL({seconds}, 'SECOND'))"
+
     def paramstyle(self, connection: Any) -> Paramstyle:
         return "named"
 

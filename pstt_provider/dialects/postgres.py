@@ -31,9 +31,14 @@ def _psycopg3() -> bool:
 class PostgresDialect(Dialect):
     name: ClassVar[str] = "PostgreSQL"
     read_only_statement: ClassVar[str | None] = "SET TRANSACTION READ ONLY"
+    row_values: ClassVar[bool] = True
 
     def paramstyle(self, connection: Any) -> Paramstyle:
         return "pyformat"
+
+    def now_minus(self, seconds: str) -> str:
+        """A ``timestamp`` column is compared in the session's time zone, the one its values were written in."""
+        return f"(CURRENT_TIMESTAMP - {seconds} * INTERVAL '1 second')"
 
     def open_cursor(self, connection: Any, fetch_size: int, prefetch_rows: int | None) -> Any:
         if _psycopg3():

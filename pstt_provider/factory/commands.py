@@ -19,6 +19,7 @@ from typing import Any
 from pstt_provider.factory import loader
 from pstt_provider.factory.problems import Problem, SpecError
 from pstt_provider.factory.validation import Validator, validator_for
+from pstt_provider.job_state import DEFAULT_STATE_TOPIC as STATE_TOPIC
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -118,6 +119,25 @@ def _common_parts(folders: list[Path]) -> tuple[str, ...]:
     return parts
 
 
+def _position_text(view: SimpleNamespace) -> str:
+    """How the task's runs read: every row each run, or after the stored position, and when it commits."""
+    checkpoints = f", committed every {view.checkpoint_rows} rows" if view.checkpoint_rows else ""
+    incremental = view.incremental
+    if incremental is None:
+        order = (
+            f" in order of {', '.join(view.order_by)} (a retry resumes after its checkpoint)" if view.order_by else ""
+        )
+        return f"none: every run reads every row{order}{checkpoints}"
+    columns = ", ".join(filter(None, (incremental["column"], incremental["tiebreaker"])))
+    start = incremental["initial"] if incremental["initial"] is not None else "the first row"
+    lag = incremental["lag_seconds"]
+    bound = f"up to the database's now - {lag:g} s" if lag is not None else "with no upper bound"
+    return (
+        f"incremental: the rows after the stored ({columns}), {bound}, the first run from {start}{checkpoints}; "
+        f"kept in Kafka topic {STATE_TOPIC} (pstt state show|set|reset)"
+    )
+
+
 def _print_text(description: dict[str, Any]) -> None:
     view = SimpleNamespace(**description)
     notifications = view.notifications
@@ -130,6 +150,7 @@ def _print_text(description: dict[str, Any]) -> None:
         f"  delivery:   {view.delivery}, NULL keys: {view.null_key}, too-large rows to: "
         f"{view.dead_letter_topic or 'none (the task fails)'}, producer overrides: {view.producer_config or 'none'}"
     )
+    print(f"  position:   {_position_text(view)}")
     print(
         f"  retries:    {view.retries} every {view.retry_delay_seconds:g} s, "
         f"timeout {f'{view.execution_timeout_seconds:g} s' if view.execution_timeout_seconds else 'none'}"

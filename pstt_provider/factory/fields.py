@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+from pstt_provider.ordered_read import IDENTIFIER
+
 JINJA_DELIMITERS = ("{{", "{%", "{#")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\t\u2028\u2029\x85]")
@@ -109,6 +111,10 @@ LongText = Annotated[str, Field(max_length=4000), AfterValidator(_no_control), A
 """Free text that may span lines: descriptions."""
 Identifier = Annotated[str, Field(max_length=255), AfterValidator(_single_line), AfterValidator(_no_jinja)]
 """A database column name (the message key)."""
+OrderColumn = Annotated[
+    str, AfterValidator(_matching(IDENTIFIER, "a plain column name (a letter or _, then letters, digits, _ $ #)"))
+]
+"""A column an incremental or checkpointed read orders by: written into the SQL, so a plain name only."""
 QueryName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_single_line)]
 """A query file's path below the queries folder."""
 ConnId = Annotated[str, AfterValidator(_matching(_CONN_ID, "an Airflow connection id (letters, digits, _ . -)"))]

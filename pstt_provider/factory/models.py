@@ -24,6 +24,7 @@ from pstt_provider.factory.fields import (
     DefineName,
     Identifier,
     LongText,
+    OrderColumn,
     ParameterValue,
     QueryName,
     Sender,
@@ -32,6 +33,7 @@ from pstt_provider.factory.fields import (
     Topic,
 )
 from pstt_provider.factory.problems import rule_error
+from pstt_provider.ordered_read import OrderedReadError, ordering
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -136,6 +138,28 @@ class KafkaConfig(_Strict):
         return "kafka_default" if self.connection_name == "default" else self.connection_name
 
 
+class IncrementalConfig(_Strict):
+    """Each run reads only the rows after the job's stored position (docs/reliability.md, incremental runs)."""
+
+    column: OrderColumn = Field(description="result column whose values only grow: a timestamp, a date or a number")
+    tiebreaker: OrderColumn | None = Field(
+        None,
+        description="a unique result column that orders rows sharing a `column` value; needed unless `column` "
+        "is unique itself",
+    )
+    initial: int | float | str | dt.datetime | dt.date | None = Field(
+        None,
+        description="where the first run starts (inclusive), e.g. 2026-01-01T00:00:00 or 1000; default: the first row",
+    )
+    lag_seconds: float | int | None = Field(
+        None,
+        ge=0,
+        le=MAX_DELAY_S,
+        description="date/timestamp columns: leave rows newer than the database's now "
+        "minus this many seconds to a later run, so rows committed late are not skipped; default: no bound",
+    )
+
+
 class EmailNotification(_Strict):
     """E-mail through the SMTP provider's notifier; recipients get one message per finished run."""
 
@@ -196,6 +220,22 @@ class JobSpec(_Strict):
     )
     owner: Text = Field("pstt", min_length=1, description="DAG owner shown in the UI")
     catchup: bool = Field(False, description="create runs for missed cron slots since the first schedule")
+    incremental: IncrementalConfig | None = Field(
+        None, description="read only the rows after the job's stored position, kept in Kafka with the rows"
+    )
+    checkpoint_rows: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000_000,
+        description="commit the rows and the position every this many rows, so a "
+        "retry resumes there; needs incremental or order_by",
+    )
+    order_by: list[OrderColumn] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="a unique key of the result that a full-run job with checkpoint_rows is read in",
+    )
 
     @field_validator("export_format")
     @classmethod
@@ -229,6 +269,15 @@ class JobSpec(_Strict):
         if value is not None and not _DAG_ID.match(value):
             raise ValueError(f"{value[:80]!r} is not a DAG id (1-250 of letters, digits, '_', '.', '-')")
         return value
+
+    @model_validator(mode="after")
+    def _resumable_order(self) -> JobSpec:
+        incremental = self.incremental.model_dump() if self.incremental is not None else None
+        try:
+            ordering(incremental, self.order_by, self.checkpoint_rows)
+        except OrderedReadError as err:
+            raise rule_error(err.field, err.reason) from None
+        return self
 
     @model_validator(mode="after")
     def _cron_when_scheduled(self) -> JobSpec:

@@ -8,6 +8,7 @@ table of them is generated from it. A spec option that reaches the operator is a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ def _same(value: Any) -> Any:
 
 def _seconds(value: dt.timedelta | None) -> float | None:
     return value.total_seconds() if value is not None else None
+
+
+def _incremental(value: Any) -> dict[str, Any] | None:
+    """The task's ``Incremental`` as the spec wrote it; dates and times as ISO text."""
+    if value is None:
+        return None
+    shown = dataclasses.asdict(value)
+    if isinstance(shown["initial"], dt.date):
+        shown["initial"] = shown["initial"].isoformat()
+    return shown
 
 
 def _recipients(callbacks: Any) -> list[str]:
@@ -92,6 +103,19 @@ TASK_ARGUMENTS: tuple[TaskArgument, ...] = (
         "topic_config",
         "kafka_config.topic_config",
         lambda config: topic.model_dump() if (topic := config.spec.kafka_config.topic_config) else None,
+    ),
+    TaskArgument(
+        "incremental",
+        "incremental",
+        lambda config: spec.model_dump() if (spec := config.spec.incremental) else None,
+        show=_incremental,
+    ),
+    TaskArgument("checkpoint_rows", "checkpoint_rows", lambda config: config.spec.checkpoint_rows),
+    TaskArgument(
+        "order_by",
+        "order_by",
+        lambda config: list(config.spec.order_by) if config.spec.order_by else None,
+        show=lambda columns: list(columns) or None,
     ),
     TaskArgument("retries", "max_retries", lambda config: config.spec.max_retries),
     TaskArgument(

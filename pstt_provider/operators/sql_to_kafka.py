@@ -9,10 +9,13 @@ which also documents its failures (docs/operators.md lists them all):
    created or waited for (``pstt_provider.hooks.topics``), producers fitted to their ``max.message.bytes``;
 3. ``exactly_once``: one Kafka transaction per attempt with a run marker (``transactions.ExactlyOnceSession``): a
    retry fences the previous attempt, a run that already committed publishes nothing again unless ``force=True``;
-4. the rows, read-only and streamed the source's way (``pstt_provider.dialects``, ``pstt_provider.streaming``),
+4. ``incremental`` or ``checkpoint_rows``: the job's position from its state topic (``pstt_provider.job_state``),
+   the query read in order after it (``pstt_provider.ordered_read``) and committed again as rows are delivered
+   (``pstt_provider.checkpoints.PositionKeeper``);
+5. the rows, read-only and streamed the source's way (``pstt_provider.dialects``, ``pstt_provider.streaming``),
    become messages (``pstt_provider.publisher.RowPublisher``: key column, NULL keys, encoding, progress) sent
    and accounted for by ``pstt_provider.delivery.BulkSender`` (acknowledgements, dead letters, the final flush);
-5. the try's ``DeliverySummary``, as XCom and Airflow Variable, also when the try fails. After an at_least_once
+6. the try's ``DeliverySummary``, as XCom and Airflow Variable, also when the try fails. After an at_least_once
    failure what was produced is still flushed first, so the counts and the error say what a consumer reads.
 
 Errors a retry cannot fix subclass ``AirflowFailException`` and fail the task at once; transient ones are retried
@@ -22,18 +25,21 @@ Errors a retry cannot fix subclass ``AirflowFailException`` and fail the task at
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseHook, BaseOperator
 
-from pstt_provider import query_file
+from pstt_provider import ordered_read, query_file
+from pstt_provider.checkpoints import PositionKeeper
 from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog
 from pstt_provider.dialects import dialect_for
 from pstt_provider.exceptions import MessageKeyError, QueryParameterError, at_task_time
 from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
+from pstt_provider.job_state import DEFAULT_STATE_TOPIC, StateTopic, state_key
+from pstt_provider.ordered_read import Incremental, ReadPlan, ordering
 from pstt_provider.publisher import NULL_KEY_POLICIES, NullKeyPolicy, RowPublisher
 from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
 from pstt_provider.serialization import build_metadata
@@ -42,6 +48,8 @@ from pstt_provider.summary import MAX_ERRORS, XCOM_KEY, DeliverySummary
 from pstt_provider.transactions import (
     DEFAULT_MARKER_TOPIC,
     ExactlyOnceSession,
+    broker_transaction_max_ms,
+    fit_transaction_timeout,
     transaction_overrides,
     transactional_id,
 )
@@ -92,6 +100,18 @@ class SqlToKafkaOperator(BaseOperator):
     :param flush_grace_s: extra wait for acknowledgements beyond ``message.timeout.ms`` at the end.
     :param progress_interval_s: seconds between progress lines (rows so far, rows/s) in the task log.
     :param prefetch_rows: Oracle: rows fetched with the execute (default the fetch size + 1).
+    :param incremental: ``{"column", "tiebreaker", "initial", "lag_seconds"}`` (or an
+        :class:`~pstt_provider.ordered_read.Incremental`): each run reads only the rows after the job's stored
+        position, ordered by ``column`` then ``tiebreaker`` (a unique column, when ``column`` is not unique), the
+        first run from ``initial`` (inclusive; None: every row); ``lag_seconds`` (date and timestamp columns) leaves
+        rows newer than the database's now minus the lag to a later run. The position is kept in ``state_topic``:
+        under exactly_once committed in the same transaction as the rows, under at_least_once written once they
+        are acknowledged. docs/reliability.md has what each mode gives.
+    :param checkpoint_rows: commit the rows and the position every this many rows (exactly_once: end the
+        transaction and begin the next), so a retry resumes after the last checkpoint and no transaction has to
+        outlive ``transaction.max.timeout.ms``. Needs ``incremental`` or ``order_by``.
+    :param order_by: the columns (a unique key) a full-run job is read in, so ``checkpoint_rows`` can resume it.
+    :param state_topic: the compacted topic holding the jobs' positions, on ``kafka_config_id``.
     :param topic_config: how to create ``topic`` (and ``dead_letter_topic``) when absent:
         ``{"partitions": int | None, "replication_factor": int | None, "config": {name: value}}``, None for the
         broker's default; the job spec's ``kafka_config.topic_config``. Without it an absent topic is waited for
@@ -126,6 +146,10 @@ class SqlToKafkaOperator(BaseOperator):
         progress_interval_s: float = 10.0,
         prefetch_rows: int | None = None,
         topic_config: Mapping[str, Any] | None = None,
+        incremental: Incremental | Mapping[str, Any] | None = None,
+        checkpoint_rows: int | None = None,
+        order_by: Sequence[str] | None = None,
+        state_topic: str = DEFAULT_STATE_TOPIC,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -146,6 +170,12 @@ class SqlToKafkaOperator(BaseOperator):
             raise ValueError(
                 f"{self.task_id}: topic_config knows {', '.join(sorted(TOPIC_CONFIG_KEYS))}, not {', '.join(unknown)}"
             )
+        try:
+            self.incremental, self.order_by = ordering(incremental, order_by, checkpoint_rows)
+        except ordered_read.OrderedReadError as err:
+            raise ordered_read.OrderedReadError(err.field, f"{err.reason} (task {self.task_id})") from None
+        self.checkpoint_rows = checkpoint_rows
+        self.state_topic = state_topic
         self.conn_id = conn_id
         self.topic = topic
         self.message_key_field = message_key_field
@@ -183,6 +213,7 @@ class SqlToKafkaOperator(BaseOperator):
         parameters: dict[str, Any] = {}
         publisher: RowPublisher | None = None
         session: ExactlyOnceSession | None = None
+        keeper: PositionKeeper | None = None
         try:
             try:
                 query = self._query()
@@ -193,17 +224,18 @@ class SqlToKafkaOperator(BaseOperator):
                     ", ".join(f"{k}={v!r}" for k, v in parameters.items()) or "no parameters",
                 )
                 publisher, session = self._prepare(kafka, ti)
-                self._publish(query, parameters, publisher, session, ti, started_at)
-            except query_file.QueryFileError as err:
+                keeper = self._keeper(kafka, publisher, session, ti)
+                self._publish(query, parameters, publisher, session, keeper, ti, started_at)
+            except (query_file.QueryFileError, ordered_read.OrderedReadError) as err:
                 # Parsing stays free of Airflow (pstt validate); at task time the same error must not be retried.
                 raise at_task_time(err) from None
             finally:
                 kafka.librdkafka_log.flush()
         except BaseException as err:
-            failed = self._summary(context, started_at, parameters, publisher, session, f"{type(err).__name__}: {err}")
-            self._report(context, failed)
+            error = f"{type(err).__name__}: {err}"
+            self._report(context, self._summary(context, started_at, parameters, publisher, session, keeper, error))
             raise
-        summary = self._summary(context, started_at, parameters, publisher, session, None)
+        summary = self._summary(context, started_at, parameters, publisher, session, keeper, None)
         result = self._report(context, summary)
         self.log.info(
             "Published %d of %d rows to %s in %.1f s (%d skipped, %d dead-lettered), latency p99 %.1f ms",
@@ -233,6 +265,12 @@ class SqlToKafkaOperator(BaseOperator):
                 message_timeout_explicit="message.timeout.ms" in kafka.explicit_config(overrides),
             )
         kafka.probe(self.metadata_timeout_s).raise_for_problem()
+        if exactly_once:
+            overrides = fit_transaction_timeout(
+                overrides,
+                "transaction.timeout.ms" in self.producer_config,
+                broker_transaction_max_ms(kafka.get_admin_client(), self.metadata_timeout_s),
+            )
         topics = kafka.topics()
         topics.ensure_writable(self.topic, self.metadata_timeout_s, topic_config=self.topic_config)
         config = kafka.producer_config(topics.fit(self.topic, overrides, self.metadata_timeout_s))
@@ -275,18 +313,38 @@ class SqlToKafkaOperator(BaseOperator):
         )
         return publisher, session
 
+    def _keeper(
+        self, kafka: PsttKafkaHook, publisher: RowPublisher, session: ExactlyOnceSession | None, ti: Any
+    ) -> PositionKeeper | None:
+        """The job's position, for an incremental job or one with checkpoints; None: every run reads every row."""
+        if self.incremental is None and self.checkpoint_rows is None:
+            return None
+        return PositionKeeper(
+            state=StateTopic(kafka, self.state_topic, timeout_s=self.metadata_timeout_s),
+            key=state_key(ti.dag_id, ti.task_id, getattr(ti, "map_index", -1)),
+            columns=self.incremental.columns if self.incremental is not None else self.order_by,
+            run_id=ti.run_id,
+            publisher=publisher,
+            session=session,
+            every=self.checkpoint_rows,
+            incremental=self.incremental,
+        )
+
     def _publish(
         self,
         query: QueryFile,
         parameters: Mapping[str, Any],
         publisher: RowPublisher,
         session: ExactlyOnceSession | None,
+        keeper: PositionKeeper | None,
         ti: Any,
         started_at: dt.datetime,
     ) -> None:
         with session if session is not None else nullcontext():
             if session is not None and not session.publishing:
                 return  # the run already committed (the session said so in the log)
+            plan = keeper.load() if keeper is not None else ReadPlan(self.order_by) if self.order_by else None
+
             metadata = None
             if self.include_metadata:
                 metadata = build_metadata(
@@ -297,10 +355,14 @@ class SqlToKafkaOperator(BaseOperator):
                     extracted_at=started_at,
                 )
             try:
-                with self._rows(query, parameters) as result:
-                    publisher.publish(result, metadata, on_batch=session.check if session is not None else None)
+                with self._rows(query, parameters, plan) as result:
+                    if keeper is not None:
+                        keeper.attach(result)
+                    publisher.publish(result, metadata, on_batch=_after_batch(keeper, session))
                 publisher.finish()
-                if session is not None:
+                if keeper is not None:
+                    keeper.finish()
+                elif session is not None:
                     session.commit(publisher.rows, publisher.sender.tracker.acked, publisher.flush_timeout_s)
             except BaseException as err:
                 if session is not None:
@@ -311,9 +373,12 @@ class SqlToKafkaOperator(BaseOperator):
                 raise settled from err
 
     @contextmanager
-    def _rows(self, query: QueryFile, parameters: Mapping[str, Any]) -> Iterator[ResultStream]:
+    def _rows(self, query: QueryFile, parameters: Mapping[str, Any], plan: ReadPlan | None) -> Iterator[ResultStream]:
         db_hook = BaseHook.get_connection(self.conn_id).get_hook()
         dialect = dialect_for(db_hook, self.conn_id)
+        if plan is not None:
+            query, window = plan.apply(query, dialect)
+            parameters = {**parameters, **window}
         connection = db_hook.get_conn()
         statement = query.statement(dialect.paramstyle(connection))
         with stream_query(
@@ -334,6 +399,7 @@ class SqlToKafkaOperator(BaseOperator):
         parameters: Mapping[str, Any],
         publisher: RowPublisher | None,
         session: ExactlyOnceSession | None,
+        keeper: PositionKeeper | None,
         error: str | None,
     ) -> DeliverySummary:
         ti = context["ti"]
@@ -341,8 +407,9 @@ class SqlToKafkaOperator(BaseOperator):
         skipped = publisher.skipped if publisher is not None else 0
         sent, aborted = tracker.acked, 0
         if session is not None and error is not None:
-            # The transaction was aborted: what the broker acknowledged is invisible to read_committed consumers.
-            sent, aborted = 0, tracker.acked
+            # The open transaction was aborted: what the broker acknowledged in it is invisible to read_committed
+            # consumers; what checkpoints committed before it stays.
+            sent, aborted = session.committed_messages, tracker.acked - session.committed_messages
         errors = list(tracker.errors)
         if error and error not in errors:
             errors.insert(0, error)
@@ -370,6 +437,9 @@ class SqlToKafkaOperator(BaseOperator):
             display_name=getattr(dag, "dag_display_name", None) or ti.dag_id,
             parameters=dict(parameters),
             already_published=session.already_published if session is not None else None,
+            position_before=keeper.shown_before if keeper is not None else None,
+            position_after=keeper.shown_after if keeper is not None else None,
+            checkpoints=keeper.checkpoints if keeper is not None else 0,
         )
 
     def _report(self, context: Mapping[str, Any], summary: DeliverySummary) -> dict[str, Any]:
@@ -387,3 +457,15 @@ class SqlToKafkaOperator(BaseOperator):
         except Exception as err:  # outside a task runner (tests calling execute) there is no API to write to
             self.log.warning("Could not keep this try's delivery summary for the metrics (%s)", err)
         return result
+
+
+def _after_batch(
+    keeper: PositionKeeper | None, session: ExactlyOnceSession | None
+) -> Callable[[int, Sequence[Any]], None] | None:
+    """What runs after each batch: the position's checkpoints, else the transaction's clock, else nothing."""
+    if keeper is not None:
+        return keeper.after_batch
+    if session is None:
+        return None
+    check = session.check
+    return lambda rows, _last_row: check(rows)

@@ -23,7 +23,7 @@ from helpers.services import BOOTSTRAP
 from pstt_provider.exceptions import TopicNotFoundError
 from pstt_provider.hooks.kafka import PsttKafkaHook
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
-from pstt_provider.transactions import MARKER_PARTITIONS, ensure_marker_topic
+from pstt_provider.transactions import MARKER_PARTITIONS, marker_topic_of
 
 ROWS = 300
 TOPIC_SETTINGS = {"partitions": 3, "replication_factor": None, "config": {"retention.ms": 3_600_000}}
@@ -190,7 +190,7 @@ def test_the_exactly_once_marker_topic_is_created_compacted_with_its_partitions_
     """Asked for by name first, the auto-creating broker used to make it with one partition and delete policy."""
     topic = f"pstt-run-markers-ops-{uuid.uuid4().hex[:8]}"
 
-    assert ensure_marker_topic(AdminClient({"bootstrap.servers": kafka_bootstrap}), topic, 30) == MARKER_PARTITIONS
+    assert marker_topic_of(topic).ensure(AdminClient({"bootstrap.servers": kafka_bootstrap}), 30) == MARKER_PARTITIONS
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     resource = ConfigResource(ResourceType.TOPIC, topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import json
 from pathlib import Path
@@ -121,3 +122,12 @@ def test_the_repo_jobs_folder_builds_without_problems(monkeypatch: pytest.Monkey
     dags, problems = build_dags(ROOT)
     assert problems == []
     assert {"pstt_demo_traces", "pstt_demo_traces_on_demand"} <= set(dags)
+
+
+def test_incremental_and_checkpoints_reach_the_task(tmp_path: Path) -> None:
+    incremental = {"column": "TRKDATE", "tiebreaker": "BARCODE", "initial": "2026-01-01", "lag_seconds": 120}
+    task = seed_dag(tmp_path, incremental=incremental, checkpoint_rows=50_000).get_task("export_to_kafka")
+
+    assert (task.incremental.columns, task.incremental.lag_seconds) == (("TRKDATE", "BARCODE"), 120)
+    assert task.incremental.initial == datetime.date(2026, 1, 1)
+    assert (task.checkpoint_rows, task.order_by) == (50_000, ())

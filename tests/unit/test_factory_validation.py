@@ -264,3 +264,28 @@ def test_a_missing_jobs_folder_is_a_problem_not_zero_dags(tmp_path: Path) -> Non
         [],
         [Problem(str(tmp_path / "nowhere"), "-", "jobs folder not found (check PSTT_JOBS_DIR)")],
     )
+
+
+def test_checkpoint_rows_without_an_order_to_resume_from_is_a_problem(jobs: Path) -> None:
+    assert problems_of(jobs, demo(checkpoint_rows=1000)) == [
+        "jobs/job.json: checkpoint_rows: needs a deterministic order to resume from: set incremental, or order_by "
+        "naming a unique key of the result"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        (
+            {"incremental": {"column": "ts; DROP TABLE x"}},
+            "incremental.column: 'ts; DROP TABLE x' is not a plain column",
+        ),
+        ({"incremental": {"column": "ts", "lag_seconds": -1}}, "incremental.lag_seconds: Input should be greater"),
+        ({"incremental": {"column": "ts"}, "order_by": ["id"]}, "order_by: incremental already orders the rows"),
+        ({"order_by": []}, "order_by: List should have at least 1 item"),
+        ({"incremental": {"tiebreaker": "id"}}, "incremental.column: required field is missing"),
+    ],
+)
+def test_an_unsafe_or_incomplete_ordering_is_a_problem_naming_its_field(jobs: Path, changes, problem: str) -> None:
+    (found,) = problems_of(jobs, demo(**changes))
+    assert found.startswith(f"jobs/job.json: {problem}")

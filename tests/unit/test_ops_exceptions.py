@@ -40,6 +40,8 @@ FAIL_AT_ONCE = [
     exceptions.TransactionTimeoutError,
     exceptions.SourceQueryRejectedError,
     exceptions.SourceConnectionTypeError,
+    exceptions.OrderedReadError,
+    exceptions.JobStateMismatchError,
 ]
 RETRIED = [
     exceptions.BrokerUnreachableError,
@@ -47,6 +49,7 @@ RETRIED = [
     exceptions.TopicUnavailableError,
     exceptions.SourceQueryError,
     exceptions.RunMarkerError,
+    exceptions.JobStateError,
 ]
 
 

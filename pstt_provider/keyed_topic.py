@@ -1,0 +1,166 @@
+"""
+A compacted topic of small JSON records, the latest per key: exactly_once's run markers and the jobs' positions.
+
+Each key has a partition of its own choosing (a stable hash, ``partition``), so reading one key reads one
+partition, not the topic. Records are read with ``isolation.level=read_committed``: a record produced inside a
+Kafka transaction counts only once that transaction committed, which is what ties it to the rows it was committed
+with. A record of ``None`` (a tombstone) reads as no record.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pstt_provider.exceptions import PsttError
+
+READER_CONFIG: dict[str, Any] = {
+    "isolation.level": "read_committed",
+    "enable.auto.commit": False,
+    "enable.partition.eof": True,
+    "fetch.wait.max.ms": 10,
+    "auto.offset.reset": "earliest",
+}
+"""The reading consumer's settings (plus a group.id of its own): see ``KeyedTopic.latest``."""
+
+_LEADER_MOVING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
+def reader_config() -> dict[str, Any]:
+    return {**READER_CONFIG, "group.id": f"pstt-keyed-read-{uuid.uuid4().hex}"}
+
+
+@dataclass(frozen=True)
+class KeyedTopic:
+    """
+    ``name`` holds records of ``what`` (for messages), is created with ``partitions`` and ``config`` when absent,
+    and every failure to create or read it raises ``error``.
+    """
+
+    name: str
+    what: str
+    error: type[PsttError]
+    partitions: int = 8
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def ensure(self, admin: AdminClient, timeout_s: float) -> int:
+        """
+        Creates the topic when absent; returns its partition count.
+
+        Absence is asked with DescribeTopics: a metadata request for the topic by name would make a broker with
+        ``auto.create.topics.enable=true`` create it first with its defaults (one partition, deleted after 7 days,
+        not compacted), and the create below would then find it existing.
+        """
+        existing = self._partition_count(admin, timeout_s)
+        if existing:
+            return existing
+        topic = NewTopic(self.name, self.partitions, replication_factor=-1, config=dict(self.config))
+        future = admin.create_topics([topic], operation_timeout=timeout_s)[self.name]
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise self.error(f"cannot create {self.what} topic {self.name!r}: {err.args[0].str()}") from err
+        for _ in range(int(timeout_s * 10)):
+            created = admin.list_topics(topic=self.name, timeout=timeout_s).topics.get(self.name)
+            if (
+                created is not None
+                and created.error is None
+                and created.partitions
+                and all(partition.leader >= 0 for partition in created.partitions.values())
+            ):
+                return len(created.partitions)
+            time.sleep(0.1)
+        raise self.error(f"{self.what} topic {self.name!r} did not become available within {timeout_s:.0f} s")
+
+    def _partition_count(self, admin: AdminClient, timeout_s: float) -> int:
+        """The topic's partitions, 0 when it does not exist, asked without making any broker create it."""
+        future = admin.describe_topics(TopicCollection([self.name]), request_timeout=timeout_s)[self.name]
+        try:
+            return len(future.result(timeout=timeout_s + 1).partitions)
+        except KafkaException as err:
+            if err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return 0
+            raise self.error(f"cannot look up {self.what} topic {self.name!r}: {err.args[0].str()}") from err
+        except TimeoutError as err:
+            raise self.error(f"looking up {self.what} topic {self.name!r} took longer than {timeout_s:.0f} s") from err
+
+    @staticmethod
+    def partition(key: str, partitions: int) -> int:
+        """Our own stable partitioning, so a lookup reads one partition instead of the whole topic."""
+        return zlib.crc32(key.encode()) % partitions
+
+    def latest(self, consumer: Consumer, partitions: int, key: str, timeout_s: float) -> dict[str, Any] | None:
+        """
+        The latest committed record for ``key``, read by ``consumer`` (made with ``reader_config``), which is closed
+        afterwards.
+
+        Messages are polled one at a time and reading stops at the end of the partition (EOF, or the high
+        watermark read up front): a batched ``consume`` would wait out its whole timeout for a batch that never
+        fills. A short ``fetch.wait.max.ms`` keeps the broker from holding the fetch that reports the EOF for 500 ms.
+        """
+        partition = TopicPartition(self.name, self.partition(key, partitions))
+        found: dict[str, Any] | None = None
+        try:
+            deadline = time.monotonic() + timeout_s
+            low, high = _watermarks(consumer, partition, deadline)
+            if high <= low:
+                return None
+            partition.offset = low
+            consumer.assign([partition])
+            wanted = key.encode()
+            while (remaining := deadline - time.monotonic()) > 0:
+                message = consumer.poll(remaining)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return found
+                    raise self.error(f"reading {self.what} records from {self.name!r}: {error.str()}")
+                if message.key() == wanted:
+                    value = message.value()
+                    found = orjson.loads(value) if value else None
+                offset = message.offset()  # None only for a message that is an error, handled above
+                if offset is not None and offset >= high - 1:
+                    return found
+            raise self.error(f"reading {self.what} records from {self.name!r} did not finish within {timeout_s:.0f} s")
+        finally:
+            consumer.close()
+
+    def produce(
+        self,
+        producer: Producer,
+        partitions: int,
+        key: str,
+        record: Mapping[str, Any] | None,
+        on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
+    ) -> None:
+        """Queues ``record`` (None: a tombstone) for ``key`` on ``producer``, inside its transaction if one is open."""
+        value = orjson.dumps(record) if record is not None else None
+        kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery is not None else {}
+        producer.produce(self.name, key=key, value=value, partition=self.partition(key, partitions), **kwargs)
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+    """
+    The partition's offsets, asked again while its leader is still being elected: right after the topic is
+    created (or a broker restarted) the partition's metadata can name no leader, or a stale one.
+    """
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as err:
+            if err.args[0].code() not in _LEADER_MOVING or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
