@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from pstt_provider.factory import producer_settings
 from pstt_provider.factory.fields import (
@@ -147,11 +147,13 @@ class IncrementalConfig(_Strict):
         description="a unique result column that orders rows sharing a `column` value; needed unless `column` "
         "is unique itself",
     )
-    initial: int | float | str | dt.datetime | dt.date | None = Field(
+    initial: Annotated[
+        int | float | str | dt.datetime | dt.date | None, WithJsonSchema({"type": ["string", "number", "null"]})
+    ] = Field(
         None,
         description="where the first run starts (inclusive), e.g. 2026-01-01T00:00:00 or 1000; default: the first row",
     )
-    lag_seconds: float | int | None = Field(
+    lag_seconds: float | None = Field(
         None,
         ge=0,
         le=MAX_DELAY_S,

@@ -203,3 +203,27 @@ def test_sqlite_text_timestamps_are_read_incrementally_with_a_lag(new_sqlite_sou
     assert (first["rows"], second["rows"]) == (10, 1)
     assert second["position_after"] == {"updated_at": "2026-01-20 11:00:00.000", "id": 21}
     assert keys(consume(topic, expected=11)) == Counter(f"S{n}" for n in range(11, 22))
+
+
+def test_an_at_least_once_retry_resumes_after_the_last_checkpoint_and_the_next_run_reads_everything(
+    new_pg_table, pg_conn, topic, consume, dag_id
+):
+    table = new_pg_table(
+        "pstt_full",
+        "AS SELECT g AS id, CASE WHEN g = 2501 THEN NULL ELSE 'F' || g END AS code, now() AS updated_at "
+        "FROM generate_series(1, 5000) g",
+    )
+    full_run = {"incremental": None, "order_by": ["id"], "checkpoint_rows": 1000}
+    first = new_run(dag_id)
+    with pytest.raises(MessageKeyError, match="row 2501 has a NULL code"):
+        job(table, topic, **full_run).execute(context_for(first))
+    assert first.xcoms["pstt_delivery"]["position_after"] == {"id": 2000}
+    pg_conn.execute(f"UPDATE {table} SET code = 'F2501' WHERE id = 2501")
+
+    retry = job(table, topic, **full_run).execute(context_for(retry_of(first)))
+    next_run = job(table, topic, **full_run).execute(context_for(new_run(dag_id)))
+
+    assert (retry["rows"], retry["position_before"], next_run["rows"]) == (3000, {"id": 2000}, 5000)
+    delivered = keys(consume(topic, expected=2 * 5000 + 500))
+    # The rows between the last checkpoint and the failure went out twice; none before it, none missing.
+    assert delivered == Counter({f"F{n}": 3 if 2000 < n <= 2500 else 2 for n in range(1, 5001)})
