@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "pstt_provider.operators.sql_to_kafka",
                     "pstt_provider.operators.oracle_to_kafka",
+                    "pstt_provider.operators.split_ranges",
                 ],
             }
         ],

@@ -11,7 +11,8 @@ goes around it, so a custom query never has a WHERE appended where it does not b
 
 The position and the lag are bind variables; only the column names enter the SQL text, and only names that are
 plain identifiers (:data:`IDENTIFIER`). Without a stored position the window starts at ``initial`` (inclusive) or
-at the first row. A database without row-value comparison (Oracle) gets the same condition spelt out.
+at the first row. A database without row-value comparison (Oracle) gets the same condition spelt out. A parallel
+run's range (``pstt_provider.splitting``) is one more condition.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pstt_provider.query_file import QueryFile, QueryParameterError
 
 if TYPE_CHECKING:
     from pstt_provider.dialects.base import Dialect
+    from pstt_provider.splitting import SplitRange
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,127}$")
 """What an order column may be named: the one spec value written into SQL text, so nothing but a plain name."""
@@ -122,12 +124,16 @@ def ordering(
 
 @dataclass(frozen=True)
 class ReadPlan:
-    """How one try reads: ordered by ``columns``, after ``after`` or from ``initial``, up to the time bound."""
+    """
+    How one try reads: ordered by ``columns`` (none: in the query's own order), after ``after`` or from
+    ``initial``, up to the time bound, and within ``split`` (a parallel run's range).
+    """
 
-    columns: tuple[str, ...]
+    columns: tuple[str, ...] = ()
     after: Position | None = None
     initial: Value | None = None
     lag_seconds: float | None = None
+    split: SplitRange | None = None
 
     def apply(self, query: QueryFile, dialect: Dialect) -> tuple[QueryFile, dict[str, Any]]:
         """The query inside the window, and the values of the window's binds."""
@@ -149,10 +155,14 @@ class ReadPlan:
         if self.lag_seconds is not None and not is_number(self.after[0] if self.after else self.initial):
             conditions.append(f"{columns[0]} <= {dialect.now_minus(f':{LAG_BIND}')}")
             binds[LAG_BIND] = float(self.lag_seconds)
+        if self.split is not None and (condition := self.split.condition())[0]:
+            conditions.append(condition[0])
+            binds.update(condition[1])
         where = f"\nWHERE {' AND '.join(conditions)}" if conditions else ""
+        order = f"\nORDER BY {', '.join(columns)}" if columns else ""
         # The opening stays on the query's first line, so the scanner's line numbers still point into the file.
         # Only checked identifiers and bind placeholders are added to the text: no value enters it.
-        body = f"SELECT * FROM ({query.body}\n) {ALIAS}{where}\nORDER BY {', '.join(columns)}"  # noqa: S608
+        body = f"SELECT * FROM ({query.body}\n) {ALIAS}{where}{order}"  # noqa: S608
         return dataclasses.replace(query, body=body), binds
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from pstt_provider.sql_scanner import Layout, Paramstyle, QueryFileError, Reference, scan
 
 REQUIRED_MARKER = "obbligatorio"
+INLINE_SQL = "<inline sql>"
 
 _DEFINE = re.compile(
     r"""^\s*def(?:ine)?\s+(?P<name>[A-Za-z_][A-Za-z0-9_$#]*)\s*=\s*
@@ -132,6 +133,13 @@ class QueryFile:
 
     def _canonical_names(self) -> dict[str, str]:
         return {name.upper(): name for name in self.params}
+
+
+def load_query(sql: str | None, sql_file: str | None) -> QueryFile:
+    """An operator's query: the file ``sql_file``, else the statement ``sql`` (named ``<inline sql>``)."""
+    if sql_file:
+        return parse_query_file(sql_file)
+    return parse_query_text(sql or "", source=INLINE_SQL)
 
 
 def parse_query_file(path: str | Path) -> QueryFile:

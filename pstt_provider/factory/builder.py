@@ -15,8 +15,9 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from pstt_provider.factory import templates
 from pstt_provider.factory.parameters import ParamConfig
 from pstt_provider.factory.problems import Problem
-from pstt_provider.factory.task_arguments import TASK_ID, task_arguments
+from pstt_provider.factory.task_arguments import SPLIT_TASK_ID, TASK_ID, task_arguments
 from pstt_provider.factory.validation import InvalidSpecsError, JobConfig, validator_for
+from pstt_provider.operators.split_ranges import SplitRangesOperator
 from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
 START_DATE = dt.date(2024, 1, 1)
@@ -72,7 +73,23 @@ def build_dag(config: JobConfig) -> DAG:
         auto_register=False,
     ) as dag:
         _attach_params(dag, config)
-        SqlToKafkaOperator(task_id=TASK_ID, **task_arguments(config))
+        arguments = task_arguments(config)
+        if spec.parallel is None:
+            SqlToKafkaOperator(task_id=TASK_ID, **arguments)
+        else:
+            ranges = SplitRangesOperator(
+                task_id=SPLIT_TASK_ID,
+                conn_id=arguments["conn_id"],
+                sql_file=arguments["sql_file"],
+                parameters=arguments["parameters"],
+                split_by=spec.parallel.split_by,
+                partitions=spec.parallel.partitions,
+                retries=arguments["retries"],
+                retry_delay=arguments["retry_delay"],
+            )
+            SqlToKafkaOperator.partial(
+                task_id=TASK_ID, map_index_template="{{ task.split_range }}", **arguments
+            ).expand(split_range=ranges.output)
     return dag
 
 

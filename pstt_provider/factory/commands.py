@@ -143,7 +143,12 @@ def _print_text(description: dict[str, Any]) -> None:
     notifications = view.notifications
     print(f"DAG {view.dag_id} ({view.name}) from {view.spec_file}")
     print(f"  schedule:   {view.schedule or 'none (manual triggers only)'} [{view.timezone}]")
-    print(f"  task:       {', '.join(view.task_ids)} ({view.operator})")
+    mapped = (
+        f", mapped over up to {view.parallel['partitions']} ranges of {view.parallel['split_by']}"
+        if view.parallel
+        else ""
+    )
+    print(f"  task:       {', '.join(view.task_ids)} ({view.operator}{mapped})")
     print(f"  source:     {view.query_file} on connection {view.db_conn_id}")
     print(f"  target:     topic {view.topic}, key {view.message_key_field}, Kafka connection {view.kafka_conn_id}")
     print(

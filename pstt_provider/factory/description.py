@@ -8,7 +8,7 @@ Jinja environment for a given logical date, exactly as a run at that moment woul
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
@@ -17,17 +17,21 @@ from pstt_provider.factory.task_arguments import TASK_ID, shown_arguments
 from pstt_provider.factory.validation import JobConfig
 
 if TYPE_CHECKING:
-    from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
+    pass
 
 
 def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, Any]:
     dag = build_dag(config)
-    task = cast("SqlToKafkaOperator", dag.get_task(TASK_ID))  # the one task build_dag makes
+    task = dag.get_task(TASK_ID)  # the export task build_dag makes (mapped for a parallel job)
+    shown = shown_arguments(task)
     moment = _moment(logical_date, config.timezone)
     defaults = {name: param.value for name, param in dag.params.items()}
     environment = dag.get_template_env()
     context = {"params": defaults, "logical_date": moment, "dag_run": SimpleNamespace(run_after=moment)}
-    rendered = {name: environment.from_string(template).render(context) for name, template in task.parameters.items()}
+    rendered = {
+        name: environment.from_string(template).render(context) for name, template in shown["parameters"].items()
+    }
+    parallel = config.spec.parallel
     return {
         "dag_id": dag.dag_id,
         "name": config.spec.name,
@@ -48,9 +52,10 @@ def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, An
         "logical_date": moment.isoformat(),
         "rendered_parameters": rendered,
         "task_ids": list(dag.task_ids),
-        "operator": type(task).__name__,
+        "operator": getattr(task, "operator_class", type(task)).__name__,
+        "parallel": parallel.model_dump() if parallel is not None else None,
         "tags": sorted(dag.tags),
-        **shown_arguments(task),
+        **shown,
     }
 
 

@@ -34,6 +34,7 @@ from pstt_provider.factory.fields import (
 )
 from pstt_provider.factory.problems import rule_error
 from pstt_provider.ordered_read import OrderedReadError, ordering
+from pstt_provider.splitting import MAX_PARTITIONS
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -162,6 +163,13 @@ class IncrementalConfig(_Strict):
     )
 
 
+class ParallelConfig(_Strict):
+    """Split each run into ranges of one column, each read and published by a mapped task of its own."""
+
+    split_by: OrderColumn = Field(description="result column of numbers, dates or timestamps the ranges divide")
+    partitions: int = Field(ge=2, le=MAX_PARTITIONS, description="how many ranges (mapped tasks) at most")
+
+
 class EmailNotification(_Strict):
     """E-mail through the SMTP provider's notifier; recipients get one message per finished run."""
 
@@ -232,6 +240,11 @@ class JobSpec(_Strict):
         description="commit the rows and the position every this many rows, so a "
         "retry resumes there; needs incremental or order_by",
     )
+    parallel: ParallelConfig | None = Field(
+        None,
+        description="split each run into ranges of split_by read in parallel by mapped tasks (not yet with "
+        "incremental)",
+    )
     order_by: list[OrderColumn] | None = Field(
         None,
         min_length=1,
@@ -279,6 +292,8 @@ class JobSpec(_Strict):
             ordering(incremental, self.order_by, self.checkpoint_rows)
         except OrderedReadError as err:
             raise rule_error(err.field, err.reason) from None
+        if self.parallel is not None and self.incremental is not None:
+            raise rule_error("parallel", "does not combine with incremental yet: use one of them")
         return self
 
     @model_validator(mode="after")

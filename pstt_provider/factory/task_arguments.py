@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pstt_provider.factory.validation import JobConfig
 
 TASK_ID = "export_to_kafka"
+SPLIT_TASK_ID = "split_ranges"
+"""A parallel job's first task: it plans the ranges ``TASK_ID`` is mapped over."""
 
 
 def _same(value: Any) -> Any:
@@ -150,5 +152,13 @@ def shown_arguments(task: Any) -> dict[str, Any]:
         target = shown
         for parent in parents:
             target = target.setdefault(parent, {})
-        target[leaf] = argument.show(getattr(task, argument.name))
+        target[leaf] = argument.show(_argument(task, argument.name))
     return shown
+
+
+def _argument(task: Any, name: str) -> Any:
+    """A built task's argument; a mapped task keeps what it was given in ``partial_kwargs``, as given."""
+    partial = getattr(task, "partial_kwargs", None)
+    if partial is not None and name in partial:
+        return partial[name]
+    return getattr(task, name, None)

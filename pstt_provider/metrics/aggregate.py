@@ -43,7 +43,8 @@ def totals(runs: Iterable[DeliverySummary]) -> dict[str, Any]:
     """
     Counts, bytes and latencies of any set of tries, with the seed's summary field names. ``runs`` counts
     task tries (the contract's name); ``job_runs`` counts DAG runs, each judged by its latest try, so a
-    run that failed once and then succeeded is one successful run and one failed try.
+    run that failed once and then succeeded is one successful run and one failed try. A parallel run is one job
+    run of N parts (map indexes): it failed when the latest try of any part failed.
     """
     runs = list(runs)
     sent = sum(run.messages_sent for run in runs)
@@ -56,7 +57,10 @@ def totals(runs: Iterable[DeliverySummary]) -> dict[str, Any]:
         key = run.key[:4]
         if key not in latest or run.try_number > latest[key].try_number:
             latest[key] = run
-    failed_job_runs = sum(1 for run in latest.values() if run.state != "success")
+    job_runs: dict[tuple[str, str, str], bool] = {}
+    for (dag_id, run_id, task_id, _part), run in latest.items():
+        job_runs[dag_id, run_id, task_id] = job_runs.get((dag_id, run_id, task_id), True) and run.state == "success"
+    failed_job_runs = sum(1 for succeeded in job_runs.values() if not succeeded)
     return {
         "total_messages": total,
         "messages_sent": sent,
@@ -73,9 +77,9 @@ def totals(runs: Iterable[DeliverySummary]) -> dict[str, Any]:
         "runs": len(runs),
         "failed_runs": failed_tries,
         "try_success_rate": _rate(len(runs) - failed_tries, len(runs)),
-        "job_runs": len(latest),
+        "job_runs": len(job_runs),
         "failed_job_runs": failed_job_runs,
-        "run_success_rate": _rate(len(latest) - failed_job_runs, len(latest)),
+        "run_success_rate": _rate(len(job_runs) - failed_job_runs, len(job_runs)),
     }
 
 

@@ -24,6 +24,7 @@ Errors a retry cannot fix subclass ``AirflowFailException`` and fail the task at
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -41,8 +42,9 @@ from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_
 from pstt_provider.job_state import DEFAULT_STATE_TOPIC, StateTopic, state_key
 from pstt_provider.ordered_read import Incremental, ReadPlan, ordering
 from pstt_provider.publisher import NULL_KEY_POLICIES, NullKeyPolicy, RowPublisher
-from pstt_provider.query_file import QueryFile, parse_query_file, parse_query_text
+from pstt_provider.query_file import QueryFile
 from pstt_provider.serialization import build_metadata
+from pstt_provider.splitting import SplitRange
 from pstt_provider.streaming import ResultStream, stream_query
 from pstt_provider.summary import MAX_ERRORS, XCOM_KEY, DeliverySummary
 from pstt_provider.transactions import (
@@ -112,6 +114,9 @@ class SqlToKafkaOperator(BaseOperator):
         outlive ``transaction.max.timeout.ms``. Needs ``incremental`` or ``order_by``.
     :param order_by: the columns (a unique key) a full-run job is read in, so ``checkpoint_rows`` can resume it.
     :param state_topic: the compacted topic holding the jobs' positions, on ``kafka_config_id``.
+    :param split_range: a parallel run's part (a :class:`~pstt_provider.splitting.SplitRange`, or the split task's
+        XCom the task is mapped over): only the rows in that range of the split column are read. Not yet with
+        ``incremental``.
     :param topic_config: how to create ``topic`` (and ``dead_letter_topic``) when absent:
         ``{"partitions": int | None, "replication_factor": int | None, "config": {name: value}}``, None for the
         broker's default; the job spec's ``kafka_config.topic_config``. Without it an absent topic is waited for
@@ -150,6 +155,7 @@ class SqlToKafkaOperator(BaseOperator):
         checkpoint_rows: int | None = None,
         order_by: Sequence[str] | None = None,
         state_topic: str = DEFAULT_STATE_TOPIC,
+        split_range: SplitRange | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,6 +180,11 @@ class SqlToKafkaOperator(BaseOperator):
             self.incremental, self.order_by = ordering(incremental, order_by, checkpoint_rows)
         except ordered_read.OrderedReadError as err:
             raise ordered_read.OrderedReadError(err.field, f"{err.reason} (task {self.task_id})") from None
+        self.split_range = SplitRange.of(split_range)
+        if self.split_range is not None and self.incremental is not None:
+            raise ordered_read.OrderedReadError(
+                "parallel", f"does not combine with incremental yet (task {self.task_id}): use one of them"
+            )
         self.checkpoint_rows = checkpoint_rows
         self.state_topic = state_topic
         self.conn_id = conn_id
@@ -199,12 +210,7 @@ class SqlToKafkaOperator(BaseOperator):
 
     @property
     def query_name(self) -> str:
-        return Path(self.sql_file).name if self.sql_file else "<inline sql>"
-
-    def _query(self) -> QueryFile:
-        if self.sql_file:
-            return parse_query_file(self.sql_file)
-        return parse_query_text(self.sql or "", source=self.query_name)  # __init__ made sure one of them is given
+        return Path(self.sql_file).name if self.sql_file else query_file.INLINE_SQL
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         started_at = dt.datetime.now(dt.UTC)
@@ -216,7 +222,7 @@ class SqlToKafkaOperator(BaseOperator):
         keeper: PositionKeeper | None = None
         try:
             try:
-                query = self._query()
+                query = query_file.load_query(self.sql, self.sql_file)
                 parameters = query.bind_values(self.parameters)
                 self.log.info(
                     "Running %s with %s",
@@ -330,6 +336,14 @@ class SqlToKafkaOperator(BaseOperator):
             incremental=self.incremental,
         )
 
+    def _plan(self, keeper: PositionKeeper | None) -> ReadPlan | None:
+        """How this try reads; None: the query exactly as written."""
+        plan = keeper.load() if keeper is not None else ReadPlan(self.order_by)
+        if self.split_range is not None:
+            self.log.info("Reading %s", self.split_range)
+            plan = dataclasses.replace(plan, split=self.split_range)
+        return plan if plan.columns or plan.split is not None else None
+
     def _publish(
         self,
         query: QueryFile,
@@ -343,7 +357,7 @@ class SqlToKafkaOperator(BaseOperator):
         with session if session is not None else nullcontext():
             if session is not None and not session.publishing:
                 return  # the run already committed (the session said so in the log)
-            plan = keeper.load() if keeper is not None else ReadPlan(self.order_by) if self.order_by else None
+            plan = self._plan(keeper)
 
             metadata = None
             if self.include_metadata:

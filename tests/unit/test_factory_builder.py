@@ -131,3 +131,13 @@ def test_incremental_and_checkpoints_reach_the_task(tmp_path: Path) -> None:
     assert (task.incremental.columns, task.incremental.lag_seconds) == (("TRKDATE", "BARCODE"), 120)
     assert task.incremental.initial == datetime.date(2026, 1, 1)
     assert (task.checkpoint_rows, task.order_by) == (50_000, ())
+
+
+def test_a_parallel_job_plans_ranges_then_maps_the_export_over_them(tmp_path: Path) -> None:
+    dag = seed_dag(tmp_path, parallel={"split_by": "BARCODE_ID", "partitions": 4}, max_retries=2)
+    split, export = dag.get_task("split_ranges"), dag.get_task("export_to_kafka")
+
+    assert (split.split_by, split.partitions, split.sql_file) == ("BARCODE_ID", 4, export.partial_kwargs["sql_file"])
+    assert export.partial_kwargs["retries"] == split.retries == 2
+    assert [task.task_id for task in split.downstream_list] == ["export_to_kafka"]
+    assert export.expand_input.value["split_range"].operator is split

@@ -289,3 +289,10 @@ def test_checkpoint_rows_without_an_order_to_resume_from_is_a_problem(jobs: Path
 def test_an_unsafe_or_incomplete_ordering_is_a_problem_naming_its_field(jobs: Path, changes, problem: str) -> None:
     (found,) = problems_of(jobs, demo(**changes))
     assert found.startswith(f"jobs/job.json: {problem}")
+
+
+def test_parallel_with_incremental_is_refused_until_ranges_keep_positions(jobs: Path) -> None:
+    spec = demo(incremental={"column": "TS"}, parallel={"split_by": "ID", "partitions": 4})
+    assert problems_of(jobs, spec) == [
+        "jobs/job.json: parallel: does not combine with incremental yet: use one of them"
+    ]
