@@ -67,7 +67,54 @@ def _parser() -> argparse.ArgumentParser:
 
     health = commands.add_parser("health", help="the daily health check: exit 0 ok, 1 warning, 2 critical")
     health.add_argument("--json", action="store_true", help="machine-readable output")
+
+    _state_parser(commands)
     return parser
+
+
+def _seconds(value: str) -> float:
+    """``--timeout``: a usage error, not a traceback, for what is not a finite number of seconds above 0."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return seconds
+
+
+def _state_parser(commands: argparse._SubParsersAction) -> None:
+    """``pstt state show|set|reset SPEC``: the stored position of an incremental (or checkpointed) job."""
+    job = argparse.ArgumentParser(add_help=False)
+    job.add_argument("spec", metavar="SPEC", help="the job spec file, e.g. dags/jobs/traces.json")
+    job.add_argument(
+        "--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="wait for Kafka this long (default: 30)"
+    )
+    writes = argparse.ArgumentParser(add_help=False)
+    writes.add_argument(
+        "--force",
+        action="store_true",
+        help="write even when Airflow's metadata database cannot be found to check that no run is active",
+    )
+    state = commands.add_parser(
+        "state", help="show, set or reset a job's position (where its next incremental run starts)"
+    )
+    actions = state.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", parents=[job], help="print the position stored for the job")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    move = actions.add_parser(
+        "set", parents=[job, writes], help="move the position: the next run reads the rows after it"
+    )
+    move.add_argument(
+        "--to",
+        required=True,
+        metavar="VALUE[,TIEBREAKER]",
+        help="one value per order column (incremental column[,tiebreaker], or order_by), split on commas, so a "
+        "value cannot contain one; typed like the stored value, e.g. 2026-01-20T10:00:00+00:00,1500",
+    )
+    actions.add_parser(
+        "reset", parents=[job, writes], help="clear the position: the next run starts from incremental.initial"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +143,10 @@ def _run(args: argparse.Namespace) -> int:
         from pstt_provider.factory import commands
 
         return getattr(commands, args.command)(args)
+    if args.command == "state":
+        from pstt_provider import state_commands
+
+        return state_commands.main(args)
     if args.command == "import-connections":
         from pstt_provider.connections import cli as connections_cli
 

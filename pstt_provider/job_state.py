@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 DEFAULT_STATE_TOPIC = "pstt-state"
 STATE_PARTITIONS = 8
 RECORD_VERSION = 1
+RESET_HINT = "pstt state reset clears it"
 
 
 def state_key(dag_id: str, task_id: str, map_index: int = -1) -> str:
@@ -77,9 +78,7 @@ class JobState:
                 updated_at=str(record.get("updated_at") or ""),
             )
         except (KeyError, TypeError, ValueError, PositionError) as err:
-            raise JobStateError(
-                f"the state record of {key!r} cannot be read ({err}); pstt state reset clears it"
-            ) from err
+            raise JobStateError(f"the state record of {key!r} cannot be read ({err}); {RESET_HINT}") from err
 
     def shown(self) -> dict[str, Any]:
         """As ``pstt state show`` and the run summary print it."""
@@ -99,7 +98,12 @@ class StateTopic:
     def __init__(self, hook: PsttKafkaHook, name: str = DEFAULT_STATE_TOPIC, *, timeout_s: float = 30.0) -> None:
         self.hook = hook
         self.topic = KeyedTopic(
-            name, "job state", JobStateError, partitions=STATE_PARTITIONS, config={"cleanup.policy": "compact"}
+            name,
+            "state",
+            JobStateError,
+            partitions=STATE_PARTITIONS,
+            config={"cleanup.policy": "compact"},
+            remedy=RESET_HINT,
         )
         self.timeout_s = timeout_s
         self._partitions = 0
@@ -109,14 +113,18 @@ class StateTopic:
         return self.topic.name
 
     def _partition_count(self) -> int:
+        """The topic's partitions, creating it first when absent: for writing."""
         if not self._partitions:
             self._partitions = self.topic.ensure(self.hook.get_admin_client(), self.timeout_s)
         return self._partitions
 
     def read(self, key: str) -> JobState | None:
-        """The job's committed record; None when it has none (never ran, or reset)."""
-        partitions = self._partition_count()
-        record = self.topic.latest(self.hook.get_consumer(reader_config()), partitions, key, self.timeout_s)
+        """The job's committed record; None when it has none (never ran, or reset). Creates nothing."""
+        admin = self.hook.get_admin_client()
+        partitions = self._partitions or self.topic.partition_count(admin, self.timeout_s)
+        if not partitions:
+            return None
+        record = self.topic.latest(admin, self.hook.get_consumer(reader_config()), partitions, key, self.timeout_s)
         return JobState.from_record(record, key) if record is not None else None
 
     def produce(self, producer: Producer, key: str, state: JobState | None) -> None:

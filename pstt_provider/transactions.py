@@ -184,9 +184,10 @@ class ExactlyOnceSession:
 
     def __enter__(self) -> ExactlyOnceSession:
         self.producer.init_transactions(self.timeout_s)
-        self._partitions = self.markers.ensure(self.hook.get_admin_client(), self.timeout_s)
+        admin = self.hook.get_admin_client()
+        self._partitions = self.markers.ensure(admin, self.timeout_s)
         consumer = self.hook.get_consumer(reader_config())
-        marker = self.markers.latest(consumer, self._partitions, self.txn_id, self.timeout_s)
+        marker = self.markers.latest(admin, consumer, self._partitions, self.txn_id, self.timeout_s)
         if marker is not None and not self.force:
             log.warning(
                 "Run %s already published %s rows to %s at %s (exactly_once marker in %s); publishing nothing. "

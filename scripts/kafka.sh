@@ -8,6 +8,8 @@
 # stop or restart a broker run their own instead of the shared one; the jars are always the shared cache.
 # PSTT_KAFKA_AUTO_CREATE_TOPICS=false starts a broker that does not create topics on first use (as many production
 # clusters are set up); the default broker keeps auto.create.topics.enable=true.
+# PSTT_KAFKA_TRANSACTION_MAX_TIMEOUT_MS sets the broker's transaction.max.timeout.ms (a static setting: the longest
+# transaction it accepts), for tests of a cluster with a lower limit; unset, the broker's default (15 min) stays.
 # Usage: scripts/kafka.sh install|start|stop|status|reset
 set -euo pipefail
 
@@ -24,6 +26,7 @@ LOG=$HOME_DIR/broker.log
 POM=$ROOT/scripts/kafka/pom.xml
 SCRAM_USER=${PSTT_KAFKA_SCRAM_USER:-pstt}
 AUTO_CREATE_TOPICS=${PSTT_KAFKA_AUTO_CREATE_TOPICS:-true}
+TRANSACTION_MAX_TIMEOUT_MS=${PSTT_KAFKA_TRANSACTION_MAX_TIMEOUT_MS:-}
 SCRAM_PASSWORD=${PSTT_KAFKA_SCRAM_PASSWORD:-pstt-secret}
 TLS_PASSWORD=pstt-tls
 
@@ -89,6 +92,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=9223372036854775807
 CFG
+  if [ -n "$TRANSACTION_MAX_TIMEOUT_MS" ]; then
+    echo "transaction.max.timeout.ms=$TRANSACTION_MAX_TIMEOUT_MS" >>"$HOME_DIR/server.properties"
+  fi
   cat >"$HOME_DIR/log4j2.properties" <<CFG
 rootLogger.level=WARN
 rootLogger.appenderRef.stdout.ref=STDOUT

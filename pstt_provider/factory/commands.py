@@ -38,7 +38,7 @@ def validate(args: argparse.Namespace) -> int:
         if not found:
             problems.append(Problem(str(target), "-", "no job spec (*.json, *.yaml, *.yml) found"))
         files.extend(found)
-    checked = _for_root(validator, files)
+    checked = for_root(validator, files)
     problems.extend(checked.validate_all(files)[1])
     for problem in problems:
         print(problem)
@@ -57,7 +57,7 @@ def render(args: argparse.Namespace) -> int:
     cwd = Path.cwd()
     spec_path = Path(args.spec)
     validator = validator_for(cwd, display_base=cwd)
-    validator = _for_root(validator, [spec_path])
+    validator = for_root(validator, [spec_path])
     try:
         config = validator.validate(spec_path)
     except SpecError as err:
@@ -93,7 +93,7 @@ def schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _for_root(validator: Validator, files: list[Path]) -> Validator:
+def for_root(validator: Validator, files: list[Path]) -> Validator:
     """The repo's validator when every file is under its jobs folder, else one rooted at the files' folder."""
     root = validator.root.resolve()
     if all(path.resolve().is_relative_to(root) for path in files):

@@ -113,13 +113,22 @@ def _partitions(consumer, topic: str) -> list[int]:
 class PrivateBroker:
     """
     A broker of a test's own (ports base..base+2, files in a temp dir) that the test may stop and restart;
-    ``auto_create_topics=False`` makes it refuse to create topics on first use, as many production clusters do.
+    ``auto_create_topics=False`` makes it refuse to create topics on first use, as many production clusters do;
+    ``transaction_max_timeout_ms`` lowers the longest transaction it accepts (None: the broker's default, 15 min).
     """
 
-    def __init__(self, home: Path, port: int, *, auto_create_topics: bool = True) -> None:
+    def __init__(
+        self,
+        home: Path,
+        port: int,
+        *,
+        auto_create_topics: bool = True,
+        transaction_max_timeout_ms: int | None = None,
+    ) -> None:
         self.home = home
         self.port = port
         self.auto_create_topics = auto_create_topics
+        self.transaction_max_timeout_ms = transaction_max_timeout_ms
         self.bootstrap = f"127.0.0.1:{port}"
         self.sasl_bootstrap = f"127.0.0.1:{port + 1}"
         self.ca_file = home / "tls" / "ca.crt"
@@ -131,6 +140,8 @@ class PrivateBroker:
             "PSTT_KAFKA_PORT": str(self.port),
             "PSTT_KAFKA_AUTO_CREATE_TOPICS": str(self.auto_create_topics).lower(),
         }
+        if self.transaction_max_timeout_ms is not None:
+            env["PSTT_KAFKA_TRANSACTION_MAX_TIMEOUT_MS"] = str(self.transaction_max_timeout_ms)
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), action], check=True, cwd=ROOT, env=env)
 
     def start(self) -> None:
