@@ -37,13 +37,14 @@ VARIANTS = (
     "produce_only",
     "pstt_at_least_once",
     "pstt_exactly_once",
+    "pstt_exactly_once_checkpointed",
     "airflow_produce_async",
     "airflow_produce_sync",
     "seed_kafka_python",
 )
 VARIANT_TIMEOUT_S = 4 * 3600
 # Run BENCH_REPEAT times, interleaved, because the targets are ratios between them; the others run once.
-REPEATED = ("fetch_only", "produce_only", "pstt_at_least_once", "pstt_exactly_once")
+REPEATED = ("fetch_only", "produce_only", "pstt_at_least_once", "pstt_exactly_once", "pstt_exactly_once_checkpointed")
 
 
 def _env_int(name: str, default: int) -> int:

@@ -27,6 +27,9 @@ import settings
 FETCH_BATCH = 5_000
 SEED_FLUSH_EVERY = 100
 POOL_SIZE = 10_000
+CHECKPOINT_ROWS = 100_000
+ORDER_KEY = "BARCODE"
+"""pstt_exactly_once_checkpointed's order_by: the benchmark table's primary key (benchmarks/source.py)."""
 # Unique per process: exactly_once keys its transactional id and its run marker on the run id.
 RUN_ID = f"bench__{uuid.uuid4().hex}"
 
@@ -116,7 +119,8 @@ def produce_only(job: Job) -> Outcome:
     return Outcome(job.rows, size, failures[0])
 
 
-def _pstt(job: Job, delivery: str) -> Outcome:
+def _pstt(job: Job, delivery: str, **arguments: Any) -> tuple[Outcome, dict[str, Any]]:
+    """The operator's run of the job, and the result it returns (its delivery summary)."""
     from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
     operator = SqlToKafkaOperator(
@@ -127,17 +131,35 @@ def _pstt(job: Job, delivery: str) -> Outcome:
         sql=job.select,
         kafka_config_id=settings.KAFKA_CONN_ID,
         delivery=delivery,
+        **arguments,
     )
     result = operator.execute(_context(operator))
-    return Outcome(result["messages_sent"], result["bytes"], result["messages_failed"])
+    return Outcome(result["messages_sent"], result["bytes"], result["messages_failed"]), result
 
 
 def pstt_at_least_once(job: Job) -> Outcome:
-    return _pstt(job, "at_least_once")
+    return _pstt(job, "at_least_once")[0]
 
 
 def pstt_exactly_once(job: Job) -> Outcome:
-    return _pstt(job, "exactly_once")
+    return _pstt(job, "exactly_once")[0]
+
+
+def pstt_exactly_once_checkpointed(job: Job) -> Outcome:
+    """
+    pstt_exactly_once reading in the order of the table's primary key and committing its transaction, with the
+    job's position in the state topic, every CHECKPOINT_ROWS rows. It must read every row from the first: RUN_ID
+    is new in every process, and the operator resumes only a checkpoint of its own run id, so a run that says it
+    started from a stored position (or made fewer checkpoints than its rows call for) fails instead of counting.
+    """
+    outcome, result = _pstt(job, "exactly_once", checkpoint_rows=CHECKPOINT_ROWS, order_by=[ORDER_KEY])
+    expected = max(outcome.rows - 1, 0) // CHECKPOINT_ROWS
+    if result["position_before"] is not None or result["checkpoints"] < expected:
+        raise RuntimeError(
+            f"pstt_exactly_once_checkpointed read after {result['position_before']} with {result['checkpoints']} "
+            f"checkpoints (expected none and {expected}): the run did not start from the table's first row"
+        )
+    return outcome
 
 
 def _json_messages(job: Job, system: str, counter: list[int], limit: int | None = None) -> Iterator[tuple[str, bytes]]:
@@ -206,6 +228,7 @@ VARIANTS: dict[str, Callable[[Job], Outcome]] = {
     "produce_only": produce_only,
     "pstt_at_least_once": pstt_at_least_once,
     "pstt_exactly_once": pstt_exactly_once,
+    "pstt_exactly_once_checkpointed": pstt_exactly_once_checkpointed,
     "airflow_produce_async": airflow_produce_async,
     "airflow_produce_sync": airflow_produce_sync,
     "seed_kafka_python": seed_kafka_python,
@@ -218,6 +241,10 @@ _PREIMPORTS: dict[str, tuple[str, ...]] = {
     "produce_only": ("airflow.providers.postgres.hooks.postgres", "confluent_kafka.admin"),
     "pstt_at_least_once": ("pstt_provider.operators.sql_to_kafka", "airflow.providers.postgres.hooks.postgres"),
     "pstt_exactly_once": ("pstt_provider.operators.sql_to_kafka", "airflow.providers.postgres.hooks.postgres"),
+    "pstt_exactly_once_checkpointed": (
+        "pstt_provider.operators.sql_to_kafka",
+        "airflow.providers.postgres.hooks.postgres",
+    ),
     "airflow_produce_async": (
         "airflow.providers.apache.kafka.operators.produce",
         "airflow.providers.postgres.hooks.postgres",

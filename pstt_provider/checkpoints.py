@@ -86,7 +86,11 @@ class PositionKeeper:
         if self.incremental is None:
             return ReadPlan(self.columns, after=self.start)
         return ReadPlan(
-            self.columns, after=self.start, initial=self.incremental.initial, lag_seconds=self.incremental.lag_seconds
+            self.columns,
+            after=self.start,
+            initial=self.incremental.initial,
+            lag_seconds=self.incremental.lag_seconds,
+            field="incremental",
         )
 
     def attach(self, result: ResultStream) -> None:

@@ -40,6 +40,7 @@ READER_CONFIG: dict[str, Any] = {
 }
 """The reading consumer's settings (plus a group.id of its own): see ``KeyedTopic.latest``."""
 
+QUEUE_FULL_WAIT_S = 0.1
 POLL_S = 0.2
 """How often a read that reached the end of what it may read checks whether an open transaction has ended."""
 _LEADER_MOVING = frozenset(
@@ -205,7 +206,16 @@ class KeyedTopic:
         record: Mapping[str, Any] | None,
         on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
     ) -> None:
-        """Queues ``record`` (None: a tombstone) for ``key`` on ``producer``, inside its transaction if one is open."""
+        """
+        Queues ``record`` (None: a tombstone) for ``key`` on ``producer``, inside its transaction if one is open.
+        The producer may still hold a full queue of rows (a checkpoint comes right after them): then it waits for
+        room, as the rows do.
+        """
         value = orjson.dumps(record) if record is not None else None
         kwargs: dict[str, Any] = {"on_delivery": on_delivery} if on_delivery is not None else {}
-        producer.produce(self.name, key=key, value=value, partition=self.partition(key, partitions), **kwargs)
+        while True:
+            try:
+                producer.produce(self.name, key=key, value=value, partition=self.partition(key, partitions), **kwargs)
+                return
+            except BufferError:
+                producer.poll(QUEUE_FULL_WAIT_S)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pstt_provider.positions import Position, Value, is_number, parse_value
 from pstt_provider.query_file import QueryFile, QueryParameterError
+from pstt_provider.result_columns import find_column
 
 if TYPE_CHECKING:
     from pstt_provider.dialects.base import Dialect
@@ -134,15 +135,23 @@ class ReadPlan:
     initial: Value | None = None
     lag_seconds: float | None = None
     split: SplitRange | None = None
+    field: str = "order_by"
+    """The argument (and spec field) that named ``columns``, for messages."""
 
-    def apply(self, query: QueryFile, dialect: Dialect) -> tuple[QueryFile, dict[str, Any]]:
-        """The query inside the window, and the values of the window's binds."""
+    def apply(
+        self, query: QueryFile, dialect: Dialect, result_columns: Sequence[str]
+    ) -> tuple[QueryFile, dict[str, Any]]:
+        """
+        The query inside the window, and the values of the window's binds. ``result_columns`` are the query's own
+        column names (``columns_query``): each order column is written as the result's name for it, quoted, so a
+        quoted upper-case PostgreSQL column and an Oracle one named in lower case both match.
+        """
         clash = [name for name in (*query.params, *query.references) if name.upper().startswith(BIND_PREFIX)]
         if clash:
             raise QueryParameterError(
                 f"{query.source}: parameter names starting with {BIND_PREFIX} are pstt's own: rename {clash[0]}"
             )
-        columns = [f"{ALIAS}.{column}" for column in self.columns]
+        columns = [quoted_column(result_columns, column, self.field, dialect) for column in self.columns]
         conditions: list[str] = []
         binds: dict[str, Any] = {}
         if self.after is not None:
@@ -155,7 +164,10 @@ class ReadPlan:
         if self.lag_seconds is not None and not is_number(self.after[0] if self.after else self.initial):
             conditions.append(f"{columns[0]} <= {dialect.now_minus(f':{LAG_BIND}')}")
             binds[LAG_BIND] = float(self.lag_seconds)
-        if self.split is not None and (condition := self.split.condition())[0]:
+        split_column = (
+            quoted_column(result_columns, self.split.column, "parallel.split_by", dialect) if self.split else ""
+        )
+        if self.split is not None and (condition := self.split.condition(split_column))[0]:
             conditions.append(condition[0])
             binds.update(condition[1])
         where = f"\nWHERE {' AND '.join(conditions)}" if conditions else ""
@@ -164,6 +176,21 @@ class ReadPlan:
         # Only checked identifiers and bind placeholders are added to the text: no value enters it.
         body = f"SELECT * FROM ({query.body}\n) {ALIAS}{where}{order}"  # noqa: S608
         return dataclasses.replace(query, body=body), binds
+
+
+def columns_query(query: QueryFile) -> QueryFile:
+    """The query returning no row, for its result's column names: the planner stops at the false condition."""
+    return dataclasses.replace(query, body=f"SELECT * FROM ({query.body}\n) {ALIAS} WHERE 1 = 0")  # noqa: S608
+
+
+def quoted_column(result_columns: Sequence[str], name: str, field: str, dialect: Dialect) -> str:
+    """``name`` as the result spells it (``find_column``), quoted, on the window's subquery."""
+    position = find_column(result_columns, name)
+    if position is None:
+        raise OrderedReadError(
+            field, f"column {name!r} is not in the query result; columns present: {', '.join(result_columns)}"
+        )
+    return f"{ALIAS}.{dialect.quote(result_columns[position])}"
 
 
 def _after(columns: Sequence[str], binds: Sequence[str], row_values: bool) -> str:
@@ -184,15 +211,16 @@ def position_reader(
     The position of a row: its order columns' values, matched by name like the message key. Exact numbers the
     driver handed over as text are kept as numbers, so the position binds as one.
     """
-    from pstt_provider.publisher import key_index  # the operator's module: not loaded when a spec is validated
-
-    indices = [key_index(result_columns, column) for column in order]
-    as_text = [index in number_text for index in indices]
+    indices = [find_column(result_columns, column) for column in order]
+    if None in indices:
+        raise OrderedReadError("order_by", f"the result lacks an order column ({', '.join(order)})")
+    positions = [index for index in indices if index is not None]
+    as_text = [index in number_text for index in positions]
 
     def read(row: Sequence[Any]) -> Position:
         return tuple(
             Decimal(row[index]) if text and row[index] is not None else row[index]
-            for index, text in zip(indices, as_text, strict=True)
+            for index, text in zip(positions, as_text, strict=True)
         )
 
     return read

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pstt_provider.delivery import BulkSender, ProgressLog
 from pstt_provider.exceptions import DeliveryError, MessageKeyError
+from pstt_provider.result_columns import duplicated, find_column
 from pstt_provider.serialization import RowEncoder, key_text
 from pstt_provider.streaming import ResultStream
 
@@ -25,23 +26,17 @@ _TEXT_KEYS = {str}
 
 
 def key_index(columns: Sequence[str], key_field: str) -> int:
-    """
-    Where the key column is: matched exactly, else case-insensitively when that is unambiguous (Oracle returns
-    upper-case names). Duplicate column names are refused, since a message could hold only one of them.
-    """
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicates:
+    """Where the key column is (``find_column``); duplicate column names are refused."""
+    if duplicates := duplicated(columns):
         raise MessageKeyError(
             f"the query returns duplicate column name(s) {', '.join(duplicates)}; give them distinct aliases"
         )
-    if key_field in columns:
-        return columns.index(key_field)
-    folded = [i for i, c in enumerate(columns) if c.lower() == key_field.lower()]
-    if len(folded) == 1:
-        return folded[0]
-    raise MessageKeyError(
-        f"message key column {key_field!r} is not in the query result; columns present: {', '.join(columns)}"
-    )
+    position = find_column(columns, key_field)
+    if position is None:
+        raise MessageKeyError(
+            f"message key column {key_field!r} is not in the query result; columns present: {', '.join(columns)}"
+        )
+    return position
 
 
 @dataclass(kw_only=True)

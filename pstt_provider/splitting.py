@@ -65,9 +65,8 @@ class SplitRange:
         except (KeyError, TypeError, ValueError) as err:
             raise OrderedReadError("split_range", f"is not a range of the split task ({err})") from None
 
-    def condition(self) -> tuple[str, dict[str, Any]]:
-        """The WHERE condition (on the subquery ``pstt_rows``) and its binds; an empty condition for one part."""
-        column = f"{ALIAS}.{self.column}"
+    def condition(self, column: str) -> tuple[str, dict[str, Any]]:
+        """The WHERE condition on ``column`` (as the SQL names it) and its binds; an empty condition for one part."""
         conditions: list[str] = []
         binds: dict[str, Any] = {}
         if self.lower is not None:
@@ -87,9 +86,8 @@ class SplitRange:
 
 
 def bounds_query(query: QueryFile, column: str) -> QueryFile:
-    """The query's MIN and MAX of ``column``, its own WHERE clause and binds kept."""
-    check_identifier(column, "parallel.split_by")
-    body = f"SELECT MIN({ALIAS}.{column}), MAX({ALIAS}.{column}) FROM ({query.body}\n) {ALIAS}"  # noqa: S608
+    """The query's MIN and MAX of ``column`` (as ``quoted_column`` writes it), its own WHERE clause and binds kept."""
+    body = f"SELECT MIN({column}), MAX({column}) FROM ({query.body}\n) {ALIAS}"  # noqa: S608
     return dataclasses.replace(query, body=body)
 
 

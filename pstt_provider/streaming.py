@@ -174,6 +174,71 @@ def make_read_only(connection: Any, dialect: Dialect, source: str) -> None:
 
 
 @contextmanager
+def read_only_session(dialect: Dialect, connection: Any, source: str) -> Iterator[None]:
+    """The connection made read-only for what runs inside; the transaction ended and the connection closed after."""
+    try:
+        make_read_only(connection, dialect, source)
+        yield
+    finally:
+        # Read-only work: ending the transaction releases the server-side cursor. A broken connection
+        # must not mask the error that broke it, so only closing is mandatory.
+        with suppress(Exception):
+            connection.rollback()
+        connection.close()
+
+
+def result_columns(connection: Any, sql: str, binds: Mapping[str, Any] | Sequence[Any], source: str) -> tuple[str, ...]:
+    """The column names ``sql`` returns, from a statement that returns no row (``ordered_read.columns_query``)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, binds)
+        if cursor.description is None:
+            raise SourceQueryRejectedError(f"{source}: the statement returned no result set (is it a SELECT?)")
+        return tuple(column[0] for column in cursor.description)
+    except SourceQueryRejectedError:
+        raise
+    except Exception as err:
+        raise source_query_error(f"{source}: the database rejected the query: {db_message(err)}", err) from err
+    finally:
+        cursor.close()
+
+
+@contextmanager
+def open_result(
+    dialect: Dialect,
+    connection: Any,
+    sql: str,
+    binds: Mapping[str, Any] | Sequence[Any],
+    *,
+    source: str,
+    fetch_size: int | None = None,
+    prefetch_rows: int | None = None,
+) -> Iterator[ResultStream]:
+    """Executes ``sql`` with ``binds`` and yields the open result, ``fetch_size`` rows a fetch (None: the dialect's)."""
+    fetch_size = dialect.fetch_size if fetch_size is None else fetch_size
+    cursor = dialect.open_cursor(connection, fetch_size, prefetch_rows)
+    try:
+        cursor.execute(sql, binds)
+    except Exception as err:
+        raise source_query_error(f"{source}: the database rejected the query: {db_message(err)}", err) from err
+    if cursor.description is None:
+        raise SourceQueryRejectedError(f"{source}: the statement returned no result set (is it a SELECT?)")
+    result = ResultStream(
+        columns=tuple(column[0] for column in cursor.description),
+        cursor=cursor,
+        fetch_size=fetch_size,
+        source=source,
+        number_text=dialect.number_text(cursor.description),
+        float_columns=dialect.float_columns(cursor.description),
+        cancel=dialect.canceller(connection),
+    )
+    try:
+        yield result
+    finally:
+        result.close()
+
+
+@contextmanager
 def stream_query(
     dialect: Dialect,
     connection: Any,
@@ -188,32 +253,10 @@ def stream_query(
     Executes ``sql`` with ``binds`` on ``connection`` read-only and yields the open result, ``fetch_size`` rows per
     fetch (None: the dialect's own); closes cursor and connection.
     """
-    fetch_size = dialect.fetch_size if fetch_size is None else fetch_size
-    try:
-        make_read_only(connection, dialect, source)
-        cursor = dialect.open_cursor(connection, fetch_size, prefetch_rows)
-        try:
-            cursor.execute(sql, binds)
-        except Exception as err:
-            raise source_query_error(f"{source}: the database rejected the query: {db_message(err)}", err) from err
-        if cursor.description is None:
-            raise SourceQueryRejectedError(f"{source}: the statement returned no result set (is it a SELECT?)")
-        result = ResultStream(
-            columns=tuple(column[0] for column in cursor.description),
-            cursor=cursor,
-            fetch_size=fetch_size,
-            source=source,
-            number_text=dialect.number_text(cursor.description),
-            float_columns=dialect.float_columns(cursor.description),
-            cancel=dialect.canceller(connection),
-        )
-        try:
-            yield result
-        finally:
-            result.close()
-    finally:
-        # Read-only work: ending the transaction releases the server-side cursor. A broken connection
-        # must not mask the error that broke it, so only closing is mandatory.
-        with suppress(Exception):
-            connection.rollback()
-        connection.close()
+    with (
+        read_only_session(dialect, connection, source),
+        open_result(
+            dialect, connection, sql, binds, source=source, fetch_size=fetch_size, prefetch_rows=prefetch_rows
+        ) as result,
+    ):
+        yield result

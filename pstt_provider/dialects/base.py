@@ -45,6 +45,10 @@ class Dialect:
         """Positions declared floating point (for the NaN/Infinity check); None: the driver declares no types."""
         return None
 
+    def quote(self, name: str) -> str:
+        """A column name exactly as the database spelt it in the result: standard SQL's double quotes."""
+        return '"' + name.replace('"', '""') + '"'
+
     def now_minus(self, seconds: str) -> str:
         """
         SQL for the database's current time minus ``seconds`` (a bind placeholder): ``incremental.lag_seconds``

@@ -10,7 +10,6 @@ the split task's XCom, planned once per run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
@@ -19,7 +18,7 @@ from pstt_provider import ordered_read, query_file
 from pstt_provider.dialects import dialect_for
 from pstt_provider.exceptions import at_task_time
 from pstt_provider.splitting import bounds_query, split
-from pstt_provider.streaming import db_message, make_read_only, source_query_error
+from pstt_provider.streaming import db_message, read_only_session, result_columns, source_query_error
 
 
 class SplitRangesOperator(BaseOperator):
@@ -82,9 +81,12 @@ class SplitRangesOperator(BaseOperator):
         db_hook = BaseHook.get_connection(self.conn_id).get_hook()
         dialect = dialect_for(db_hook, self.conn_id)
         connection = db_hook.get_conn()
-        try:
-            make_read_only(connection, dialect, query.source)
-            statement = bounds_query(query, self.split_by).statement(dialect.paramstyle(connection))
+        paramstyle = dialect.paramstyle(connection)
+        with read_only_session(dialect, connection, query.source):
+            described = ordered_read.columns_query(query).statement(paramstyle)
+            names = result_columns(connection, described.sql, described.bind(values), query.source)
+            column = ordered_read.quoted_column(names, self.split_by, "parallel.split_by", dialect)
+            statement = bounds_query(query, column).statement(paramstyle)
             cursor = connection.cursor()
             try:
                 cursor.execute(statement.sql, statement.bind(values))
@@ -96,7 +98,3 @@ class SplitRangesOperator(BaseOperator):
             finally:
                 cursor.close()
             return low, high
-        finally:
-            with suppress(Exception):
-                connection.rollback()
-            connection.close()

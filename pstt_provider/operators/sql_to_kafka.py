@@ -40,12 +40,12 @@ from pstt_provider.dialects import dialect_for
 from pstt_provider.exceptions import MessageKeyError, QueryParameterError, at_task_time
 from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
 from pstt_provider.job_state import DEFAULT_STATE_TOPIC, StateTopic, state_key
-from pstt_provider.ordered_read import Incremental, ReadPlan, ordering
+from pstt_provider.ordered_read import Incremental, ReadPlan, columns_query, ordering
 from pstt_provider.publisher import NULL_KEY_POLICIES, NullKeyPolicy, RowPublisher
 from pstt_provider.query_file import QueryFile
 from pstt_provider.serialization import build_metadata
 from pstt_provider.splitting import SplitRange
-from pstt_provider.streaming import ResultStream, stream_query
+from pstt_provider.streaming import ResultStream, open_result, read_only_session, result_columns
 from pstt_provider.summary import MAX_ERRORS, XCOM_KEY, DeliverySummary
 from pstt_provider.transactions import (
     DEFAULT_MARKER_TOPIC,
@@ -390,21 +390,25 @@ class SqlToKafkaOperator(BaseOperator):
     def _rows(self, query: QueryFile, parameters: Mapping[str, Any], plan: ReadPlan | None) -> Iterator[ResultStream]:
         db_hook = BaseHook.get_connection(self.conn_id).get_hook()
         dialect = dialect_for(db_hook, self.conn_id)
-        if plan is not None:
-            query, window = plan.apply(query, dialect)
-            parameters = {**parameters, **window}
         connection = db_hook.get_conn()
-        statement = query.statement(dialect.paramstyle(connection))
-        with stream_query(
-            dialect,
-            connection,
-            statement.sql,
-            statement.bind(parameters),
-            source=query.source,
-            fetch_size=self.batch_size,
-            prefetch_rows=self.prefetch_rows,
-        ) as result:
-            yield result
+        paramstyle = dialect.paramstyle(connection)
+        with read_only_session(dialect, connection, query.source):
+            if plan is not None:
+                described = columns_query(query).statement(paramstyle)
+                names = result_columns(connection, described.sql, described.bind(parameters), query.source)
+                query, window = plan.apply(query, dialect, names)
+                parameters = {**parameters, **window}
+            statement = query.statement(paramstyle)
+            with open_result(
+                dialect,
+                connection,
+                statement.sql,
+                statement.bind(parameters),
+                source=query.source,
+                fetch_size=self.batch_size,
+                prefetch_rows=self.prefetch_rows,
+            ) as result:
+                yield result
 
     def _summary(
         self,

@@ -101,17 +101,29 @@ def test_equal_timestamps_a_failure_after_2000_rows_and_a_retry_deliver_every_ro
     assert retry["position_after"] == {"updated_at": "2026-01-20T04:00:00+00:00", "id": 5000}
 
 
-def test_a_row_committed_late_inside_lag_seconds_is_delivered_by_the_next_run(events, pg_conn, topic, consume, dag_id):
-    insert(pg_conn, events, 1, 10, "now() - interval '1 hour'")
-    insert(pg_conn, events, 11, 11, "now() - interval '1 second'")  # inside the lag: left to a later run
-    first = job(events, topic, incremental={"column": "updated_at", "tiebreaker": "id", "lag_seconds": 3})
-    assert first.execute(context_for(new_run(dag_id)))["rows"] == 10
-    # A transaction that stamped its row before row 11 but committed after the first run read.
-    insert(pg_conn, events, 12, 12, "now() - interval '2 seconds'")
-    time.sleep(3.5)
-    second = job(events, topic, incremental={"column": "updated_at", "tiebreaker": "id", "lag_seconds": 3})
-    assert second.execute(context_for(new_run(dag_id)))["rows"] == 2
+LAG_S = 3
 
+
+def wait_until_older_than_the_lag(pg_conn, table: str) -> None:
+    """Until the database's clock has passed every row's timestamp by LAG_S: then no row is inside the lag."""
+    deadline = time.monotonic() + 60
+    while pg_conn.execute(f"SELECT max(updated_at) > now() - {LAG_S} * interval '1 second' FROM {table}").fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_a_row_committed_late_inside_lag_seconds_is_delivered_by_the_next_run(events, pg_conn, topic, consume, dag_id):
+    incremental = {"column": "updated_at", "tiebreaker": "id", "lag_seconds": LAG_S}
+    insert(pg_conn, events, 1, 10, "now() - interval '1 hour'")
+    # Stamped a few seconds ahead of the database's clock: inside the lag for the first run, however late it starts.
+    insert(pg_conn, events, 11, 11, "now() + interval '5 seconds'")
+    assert job(events, topic, incremental=incremental).execute(context_for(new_run(dag_id)))["rows"] == 10
+    # A transaction that stamped its row before row 11 but committed after the first run read.
+    insert(pg_conn, events, 12, 12, f"(SELECT updated_at - interval '1 second' FROM {events} WHERE id = 11)")
+    wait_until_older_than_the_lag(pg_conn, events)
+    second = job(events, topic, incremental=incremental).execute(context_for(new_run(dag_id)))
+
+    assert second["rows"] == 2
     assert keys(consume(topic, expected=12)) == Counter(f"E{n}" for n in range(1, 13))
 
 
@@ -121,7 +133,7 @@ def test_lag_seconds_0_skips_a_row_committed_late_with_an_older_timestamp(events
     insert(pg_conn, events, 11, 11, "now() - interval '1 second'")
     lagless = {"column": "updated_at", "tiebreaker": "id", "lag_seconds": 0}
     assert job(events, topic, incremental=lagless).execute(context_for(new_run(dag_id)))["rows"] == 11
-    insert(pg_conn, events, 12, 12, "now() - interval '2 seconds'")
+    insert(pg_conn, events, 12, 12, f"(SELECT updated_at - interval '1 second' FROM {events} WHERE id = 11)")
     assert job(events, topic, incremental=lagless).execute(context_for(new_run(dag_id)))["rows"] == 0
 
     assert "E12" not in keys(consume(topic, expected=11))
@@ -227,3 +239,39 @@ def test_an_at_least_once_retry_resumes_after_the_last_checkpoint_and_the_next_r
     delivered = keys(consume(topic, expected=2 * 5000 + 500))
     # The rows between the last checkpoint and the failure went out twice; none before it, none missing.
     assert delivered == Counter({f"F{n}": 3 if 2000 < n <= 2500 else 2 for n in range(1, 5001)})
+
+
+@pytest.mark.parametrize(
+    ("definition", "select", "named"),
+    [
+        (
+            '("ID" int, "CODE" text, "UPDATED_AT" timestamptz)',
+            'SELECT "ID", "CODE", "UPDATED_AT"',
+            ("UPDATED_AT", "ID"),
+        ),
+        ("(id int, code text, updated_at timestamptz)", "SELECT id, code, updated_at", ("UPDATED_AT", "ID")),
+        (
+            '("ID" int, "CODE" text, "UPDATED_AT" timestamptz)',
+            'SELECT "ID", "CODE", "UPDATED_AT"',
+            ("updated_at", "id"),
+        ),
+    ],
+    ids=[
+        "quoted upper-case columns",
+        "lower-case columns named in upper case",
+        "upper-case columns named in lower case",
+    ],
+)
+def test_order_columns_are_matched_as_the_result_spells_them(
+    definition, select, named, new_pg_table, pg_conn, topic, consume, dag_id
+):
+    table = new_pg_table("pstt_case", definition)
+    pg_conn.execute(f"INSERT INTO {table} SELECT g, 'E' || g, now() - interval '1 hour' FROM generate_series(1, 20) g")
+    incremental = {"column": named[0], "tiebreaker": named[1]}
+    export = job(table, topic, sql=f"{select} FROM {table}", message_key_field="code", incremental=incremental)
+
+    first = export.execute(context_for(new_run(dag_id)))
+    second = job(table, topic, sql=f"{select} FROM {table}", message_key_field="code", incremental=incremental)
+
+    assert (first["rows"], second.execute(context_for(new_run(dag_id)))["rows"]) == (20, 0)
+    assert keys(consume(topic, expected=20)) == Counter(f"E{n}" for n in range(1, 21))

@@ -21,17 +21,19 @@ QUERY = parse_query_text(
     source="q.sql",
 )
 AT = dt.datetime(2026, 1, 20, 10, 0, tzinfo=dt.UTC)
+COLUMNS = ("id", "ts", "code")
+"""The query's result columns, as the database names them."""
 
 
 def test_the_position_is_bound_after_the_query_files_own_binds_on_postgresql() -> None:
-    windowed, binds = ReadPlan(("ts", "id"), after=(AT, 7), lag_seconds=30).apply(QUERY, POSTGRES)
+    windowed, binds = ReadPlan(("ts", "id"), after=(AT, 7), lag_seconds=30).apply(QUERY, POSTGRES, COLUMNS)
     statement = windowed.statement("pyformat")
 
     assert statement.sql == (
         "SELECT * FROM (SELECT id, ts, code FROM t WHERE status = %(STATO)s ORDER BY code\n) pstt_rows\n"
-        "WHERE (pstt_rows.ts, pstt_rows.id) > (%(pstt_after_1)s, %(pstt_after_2)s) "
-        "AND pstt_rows.ts <= (CURRENT_TIMESTAMP - %(pstt_lag_seconds)s * INTERVAL '1 second')\n"
-        "ORDER BY pstt_rows.ts, pstt_rows.id"
+        'WHERE (pstt_rows."ts", pstt_rows."id") > (%(pstt_after_1)s, %(pstt_after_2)s) '
+        "AND pstt_rows.\"ts\" <= (CURRENT_TIMESTAMP - %(pstt_lag_seconds)s * INTERVAL '1 second')\n"
+        'ORDER BY pstt_rows."ts", pstt_rows."id"'
     )
     assert statement.bind({"STATO": "OK", **binds}) == {
         "STATO": "OK",
@@ -42,31 +44,34 @@ def test_the_position_is_bound_after_the_query_files_own_binds_on_postgresql() -
 
 
 def test_oracle_gets_the_row_comparison_spelt_out_with_its_own_clock() -> None:
-    windowed, _ = ReadPlan(("ts", "id"), after=(AT, 7), lag_seconds=0).apply(QUERY, ORACLE)
+    windowed, _ = ReadPlan(("ts", "id"), after=(AT, 7), lag_seconds=0).apply(QUERY, ORACLE, COLUMNS)
     sql = windowed.statement("named").sql
 
-    assert "(pstt_rows.ts >= :pstt_after_1 AND (pstt_rows.ts > :pstt_after_1 OR pstt_rows.id > :pstt_after_2))" in sql
-    assert "pstt_rows.ts <= (SYSTIMESTAMP - NUMTODSINTERVAL(:pstt_lag_seconds, 'SECOND'))" in sql
+    assert (
+        '(pstt_rows."ts" >= :pstt_after_1 AND (pstt_rows."ts" > :pstt_after_1 OR pstt_rows."id" > :pstt_after_2))'
+        in sql
+    )
+    assert "pstt_rows.\"ts\" <= (SYSTIMESTAMP - NUMTODSINTERVAL(:pstt_lag_seconds, 'SECOND'))" in sql
 
 
 def test_a_first_run_starts_at_initial_inclusive_and_a_numeric_column_has_no_time_bound() -> None:
-    windowed, binds = ReadPlan(("id",), initial=1000, lag_seconds=60).apply(QUERY, SQLITE)
+    windowed, binds = ReadPlan(("id",), initial=1000, lag_seconds=60).apply(QUERY, SQLITE, COLUMNS)
 
-    assert "WHERE pstt_rows.id >= :pstt_initial\nORDER BY pstt_rows.id" in windowed.statement("named").sql
+    assert 'WHERE pstt_rows."id" >= :pstt_initial\nORDER BY pstt_rows."id"' in windowed.statement("named").sql
     assert binds == {"pstt_initial": 1000}
 
 
 def test_an_unordered_plan_without_position_reads_everything_in_order() -> None:
-    windowed, binds = ReadPlan(("id",)).apply(QUERY, SQLITE)
+    windowed, binds = ReadPlan(("id",)).apply(QUERY, SQLITE, COLUMNS)
 
-    assert windowed.statement("named").sql.endswith(") pstt_rows\nORDER BY pstt_rows.id")
+    assert windowed.statement("named").sql.endswith(') pstt_rows\nORDER BY pstt_rows."id"')
     assert binds == {}
 
 
 def test_a_query_parameter_named_like_pstts_own_binds_is_refused() -> None:
     query = parse_query_text("SELECT * FROM t WHERE id > :pstt_after_1", source="q.sql")
     with pytest.raises(QueryParameterError, match="PSTT_ are pstt's own: rename pstt_after_1"):
-        ReadPlan(("id",)).apply(query, POSTGRES)
+        ReadPlan(("id",)).apply(query, POSTGRES, COLUMNS)
 
 
 @pytest.mark.parametrize("column", ["id; DROP TABLE t", "a.b", "x)--", "", "1abc", '"id"'])

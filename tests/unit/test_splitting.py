@@ -56,15 +56,17 @@ def test_a_range_becomes_bind_variables_around_the_query() -> None:
     query = parse_query_text("SELECT id FROM t WHERE kind = :KIND", source="q.sql")
     first, middle = split("id", 1, 300, 3)[:2]
 
-    first_sql = ReadPlan(split=first).apply(query, POSTGRES)[0].statement("pyformat").sql
-    windowed, binds = ReadPlan(split=middle).apply(query, POSTGRES)
+    first_sql = ReadPlan(split=first).apply(query, POSTGRES, ("id",))[0].statement("pyformat").sql
+    windowed, binds = ReadPlan(split=middle).apply(query, POSTGRES, ("id",))
 
-    assert first_sql.endswith("WHERE (pstt_rows.id < %(pstt_split_upper)s OR pstt_rows.id IS NULL)")
+    assert first_sql.endswith('WHERE (pstt_rows."id" < %(pstt_split_upper)s OR pstt_rows."id" IS NULL)')
     assert windowed.statement("pyformat").sql.endswith(
-        "WHERE pstt_rows.id >= %(pstt_split_lower)s AND pstt_rows.id < %(pstt_split_upper)s"
+        'WHERE pstt_rows."id" >= %(pstt_split_lower)s AND pstt_rows."id" < %(pstt_split_upper)s'
     )
     assert binds == {"pstt_split_lower": 101, "pstt_split_upper": 201}
-    assert bounds_query(query, "id").body.startswith("SELECT MIN(pstt_rows.id), MAX(pstt_rows.id) FROM (SELECT")
+    assert bounds_query(query, 'pstt_rows."id"').body.startswith(
+        'SELECT MIN(pstt_rows."id"), MAX(pstt_rows."id") FROM ('
+    )
 
 
 def test_a_range_survives_the_xcom_it_travels_in() -> None:
