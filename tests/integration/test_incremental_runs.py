@@ -275,3 +275,25 @@ def test_order_columns_are_matched_as_the_result_spells_them(
 
     assert (first["rows"], second.execute(context_for(new_run(dag_id)))["rows"]) == (20, 0)
     assert keys(consume(topic, expected=20)) == Counter(f"E{n}" for n in range(1, 21))
+
+
+def test_a_checkpoint_behind_a_full_producer_queue_waits_for_room(new_pg_table, topic, consume, dag_id):
+    table = new_pg_table(
+        "pstt_queue", "AS SELECT g AS id, 'Q' || g AS code, now() AS updated_at FROM generate_series(1, 3000) g"
+    )
+    # Each batch fills the queue to its limit and linger.ms keeps it full: the checkpoint's record finds no room.
+    export = job(
+        table,
+        topic,
+        incremental=None,
+        order_by=["id"],
+        checkpoint_rows=1000,
+        batch_size=1000,
+        delivery="exactly_once",
+        producer_config={"queue.buffering.max.messages": 1000, "linger.ms": 500},
+    )
+
+    result = export.execute(context_for(new_run(dag_id)))
+
+    assert (result["rows"], result["checkpoints"]) == (3000, 3)
+    assert keys(consume(topic, expected=3000)) == Counter(f"Q{n}" for n in range(1, 3001))
