@@ -133,6 +133,18 @@ class Standalone:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries"
         return sorted(self.get(path)["task_instances"], key=lambda ti: ti["try_number"])
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str = "export_to_kafka") -> str:
+        """The last try's log as the UI shows it, for a failed assertion to say why the task failed."""
+        tries = self.tries(dag_id, run_id, task_id)
+        if not tries:
+            return f"{task_id} of {run_id} has no try"
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{tries[-1]['try_number']}"
+        try:
+            content = self.get(path, full_content="true").get("content", [])
+        except httpx.HTTPError as err:
+            return f"no log for {task_id} of {run_id}: {err}"
+        return "\n".join(map(_log_line, content[-40:]))
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A command (``pstt ...``, ``airflow ...``) run against this Airflow's configuration."""
         return subprocess.run(list(args), env=self.env, capture_output=True, text=True, check=False, cwd=self.home)
@@ -172,3 +184,11 @@ class Standalone:
         )
         result = self.cli(sys.executable, "-c", probe, dag_id)
         return result.stdout.strip().splitlines()[-1]
+
+
+def _log_line(item: Any) -> str:
+    """One structured log record as a line: its event, and the exception it carries (type and message)."""
+    if not isinstance(item, dict):
+        return str(item)
+    errors = [f"{error.get('exc_type')}: {error.get('exc_value')}" for error in item.get("error_detail") or []]
+    return " ".join([str(item.get("event", "")), *errors])

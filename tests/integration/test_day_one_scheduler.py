@@ -106,7 +106,7 @@ def test_a_new_enabled_job_runs_its_first_slot_on_a_new_topic_without_touching_t
     assert airflow.get("/api/v2/dags/pstt_cron")["is_paused"] is False
     assert airflow.serialized_timezone("pstt_cron") == "Europe/Rome"
     assert run["run_type"] == "scheduled"
-    assert run["state"] == "success"
+    assert run["state"] == "success", airflow.task_log("pstt_cron", run["dag_run_id"])
     [only_try] = airflow.tries("pstt_cron", run["dag_run_id"], "export_to_kafka")
     assert only_try["try_number"] == 1
     # The job fires every minute, so a later slot may have delivered too: each run sends the three rows once.
@@ -152,6 +152,9 @@ def test_an_error_a_retry_cannot_fix_is_tried_once(day_one: dict[str, Any]) -> N
     assert run["state"] == "failed"
     tries = airflow.tries("pstt_nokey", run["dag_run_id"], "export_to_kafka")
     assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed")]
+    assert "message key column 'NO_SUCH_COLUMN' is not in the query result" in airflow.task_log(
+        "pstt_nokey", run["dag_run_id"]
+    )
 
 
 def test_the_ui_has_no_plugin_or_dag_import_errors(day_one: dict[str, Any]) -> None:
