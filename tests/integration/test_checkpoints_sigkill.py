@@ -122,7 +122,7 @@ def source_table(postgres: dict) -> Iterator[str]:
 
 def assert_streams_in_id_order(postgres: dict, sql: str) -> None:
     """The plan of the operator's ordered read, as its cursor runs it: a Sort would meet the gate before any row."""
-    ordered, _binds = ReadPlan(("id",)).apply(parse_query_text(sql), DIALECT)
+    ordered, _binds = ReadPlan(("id",)).apply(parse_query_text(sql), DIALECT, ("id", "code"))
     with psycopg.connect(**postgres, autocommit=True) as conn:
         explain = f"EXPLAIN DECLARE probe CURSOR FOR {ordered.statement('pyformat').sql}"
         plan = [line for (line,) in conn.execute(explain, {}).fetchall()]  # with binds: %% reads as %

@@ -77,7 +77,7 @@ def slow_source(postgres: dict) -> Iterator[str]:
         with psycopg.connect(**postgres, autocommit=True) as conn:
             conn.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id)")
             conn.execute(f"ANALYZE {name}")
-            ordered, _binds = ReadPlan(("id",)).apply(parse_query_text(slowed(name)), DIALECT)
+            ordered, _binds = ReadPlan(("id",)).apply(parse_query_text(slowed(name)), DIALECT, ("id", "code"))
             explain = f"EXPLAIN DECLARE probe CURSOR FOR {ordered.statement('pyformat').sql}"
             plan = [line for (line,) in conn.execute(explain, {}).fetchall()]  # with binds: %% reads as %
         assert not any("Sort" in line for line in plan), "the ordered read does not stream:\n" + "\n".join(plan)

@@ -79,8 +79,6 @@ def day_one(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
             "disabled", topics["cron"], "DAY-001--Traces.sql", scheduling_mode="cron", cron="0 3 * * *", enabled=False
         ),
     }
-    for name, content in specs.items():
-        (jobs / f"{name}.json").write_text(json.dumps(content))
     airflow = Standalone(
         base / "home",
         jobs,
@@ -90,6 +88,10 @@ def day_one(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> I
     )
     airflow.start()
     try:
+        # Written once the API server answers: a first slot scheduled earlier would have its task's supervisor
+        # refused by an API server still starting (on a loaded machine), which is standalone's race, not the job's.
+        for name, content in specs.items():
+            (jobs / f"{name}.json").write_text(json.dumps(content))
         airflow.wait(lambda: all(airflow.dag_exists(f"pstt_{name}") for name in specs), 180, "the DAGs to be parsed")
         yield {"airflow": airflow, "topics": topics, "source": source}
     finally:
