@@ -135,3 +135,32 @@ def test_oracle_errors_name_the_query_file_and_the_ora_code(oracle, tmp_path, to
         OracleToKafkaOperator(
             task_id="publish", conn_id=CONN_ID, sql_file=str(query), topic=topic, message_key_field="X"
         ).execute(context_for(RecordingTaskInstance()))
+
+
+def test_oracle_incremental_runs_read_after_the_stored_position_in_order(shipments, topic, consume):
+    """The spelt-out row comparison, SYSTIMESTAMP for the lag and exact NUMBERs as the position, on Oracle."""
+    dag_id = f"pstt_oracle_incremental_{uuid.uuid4().hex[:8]}"
+    incremental = {"column": "trkdate", "tiebreaker": "trkcode", "lag_seconds": 60}
+
+    def run(**kwargs) -> dict:
+        export = OracleToKafkaOperator(
+            task_id="export",
+            conn_id=CONN_ID,
+            sql=f"SELECT TRKCODE, TRKDATE, QTY FROM {shipments} WHERE QTY <= :UPTO",
+            parameters={"UPTO": kwargs.get("upto", "600")},
+            topic=topic,
+            message_key_field="TRKCODE",
+            incremental=incremental,
+            delivery="exactly_once",
+            checkpoint_rows=250,
+        )
+        return export.execute(context_for(RecordingTaskInstance(dag_id=dag_id, task_id="export")))
+
+    first = run()
+    second = run(upto="1000")  # rows below the position are not read again, whatever the query now returns
+
+    assert first["rows"] == 600
+    assert first["position_after"]["trkdate"] == "2026-01-22T00:00:00"  # keyed as the spec names the column
+    delivered = [record.key.decode() for record in consume(topic, expected=first["rows"] + second["rows"])]
+    assert len(delivered) == len(set(delivered))
+    assert second["position_before"] == first["position_after"]
