@@ -80,3 +80,9 @@ down:
 # The benchmarks in benchmarks/, against the local broker and PostgreSQL.
 bench: venv kafka-up postgres-up
 	$(PY) benchmarks/run.py
+
+.PHONY: bench-peers
+# Builds the peer tools make bench compares pstt with into .cache/peers (Kafka Connect with Aiven's JDBC source, Benthos).
+bench-peers:
+	benchmarks/peers/connect_jdbc.sh
+	benchmarks/peers/benthos.sh

@@ -3,8 +3,9 @@
 
 Environment: BENCH_ROWS (default 1,000,000), BENCH_RSS_MULTIPLIER (10; 0 skips the large pstt run),
 BENCH_SYNC_ROWS (airflow_produce_sync, default 20,000), BENCH_SEED_ROWS (seed_kafka_python, default 200,000),
-BENCH_REPEAT (3: rounds of fetch_only, produce_only and the pstt variants, the median run reported),
+BENCH_REPEAT (3: rounds of fetch_only, produce_only, the pstt variants and the peer tools, the median run reported),
 BENCH_PARTITIONS (3), BENCH_BOOTSTRAP (127.0.0.1:9092).
+``make bench-peers`` builds the peer tools (connect_jdbc_source, benthos_sql), which are skipped when absent.
 ``--only a,b`` runs just those variants (no 10 x N run, no factory parse) and writes .cache/bench/partial.json,
 leaving the published results alone;
 ``--profile NAME`` runs one variant under cProfile and prints where its time goes.
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import peer_tools
 import report
 import settings
 import source
@@ -41,10 +43,29 @@ VARIANTS = (
     "airflow_produce_async",
     "airflow_produce_sync",
     "seed_kafka_python",
+    "pstt_seed_spec",
+    "pstt_parallel_2",
+    "pstt_parallel_4",
+    "connect_jdbc_source",
+    "benthos_sql",
 )
 VARIANT_TIMEOUT_S = 4 * 3600
 # Run BENCH_REPEAT times, interleaved, because the targets are ratios between them; the others run once.
-REPEATED = ("fetch_only", "produce_only", "pstt_at_least_once", "pstt_exactly_once", "pstt_exactly_once_checkpointed")
+REPEATED = (
+    "fetch_only",
+    "produce_only",
+    "pstt_at_least_once",
+    "pstt_exactly_once",
+    "pstt_exactly_once_checkpointed",
+    "pstt_seed_spec",
+    "pstt_parallel_2",
+    "pstt_parallel_4",
+    # The peers too: a ratio of one of their runs to a median of pstt's would depend on the load of that moment.
+    "connect_jdbc_source",
+    "benthos_sql",
+)
+# The peer tools' runs are read back also for the order of the rows: the table's physical order is its TRACE_ID.
+ORDER_CHECKED = ("connect_jdbc_source", "benthos_sql")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -69,6 +90,10 @@ def run_variant(
     name: str, rows: int, table: source.SourceTable, row_json_bytes: float, workdir: Path, profile: Path | None = None
 ) -> dict[str, Any]:
     """One variant in its own process, on a fresh topic that is read back and deleted afterwards."""
+    unavailable = peer_tools.missing(name)
+    if unavailable:
+        print(f"bench: {name} skipped: {unavailable}", flush=True)
+        return _skipped_result(name, unavailable)
     partitions = _env_int("BENCH_PARTITIONS", 3)
     topic = "-" if name == "fetch_only" else topics.create_topic(settings.BOOTSTRAP, name, partitions)
     out = workdir / f"{name}-{rows}.json"
@@ -97,7 +122,10 @@ def run_variant(
             log.unlink()
         else:
             result = _failed_result(name, rows, code, log)
-        result["delivered"] = result["rows"] if topic == "-" else topics.delivered(settings.BOOTSTRAP, topic)
+        if topic == "-":
+            result["delivered"] = result["rows"]
+        else:
+            _add_read_back(result, topics.read_back(settings.BOOTSTRAP, topic, _order_field(name)))
     finally:
         if topic != "-" and not os.environ.get("BENCH_KEEP_TOPICS"):
             topics.delete_topic(settings.BOOTSTRAP, topic)
@@ -107,6 +135,26 @@ def run_variant(
         flush=True,
     )
     return result
+
+
+def _order_field(name: str) -> str | None:
+    return source.SPLIT_COLUMN if name in ORDER_CHECKED else None
+
+
+def _add_read_back(result: dict[str, Any], found: topics.ReadBack) -> None:
+    """What the topic holds; for a tool whose own byte count the benchmark cannot see, its size from the topic."""
+    result["delivered"] = found.messages
+    result["distinct_keys"] = found.distinct_keys
+    if found.order_breaks is not None:
+        result["order_breaks"] = found.order_breaks
+    if not result.get("bytes_per_row") and found.messages and result["seconds"]:
+        result["bytes_per_row"] = round(found.bytes / found.messages, 1)
+        result["mb_per_s"] = round(found.bytes / result["seconds"] / 1e6, 2)
+
+
+def _skipped_result(name: str, why: str) -> dict[str, Any]:
+    """A peer whose tool is not built: a row in the table that says so, and no figures."""
+    return {**_failed_result_fields(name, 0), "delivered": 0, "skipped": True, "note": f"SKIPPED: {why}"}
 
 
 def _representative(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -154,6 +202,14 @@ def _failed_result(name: str, rows: int, code: int, log: Path) -> dict[str, Any]
     lines = [line for line in kept.read_text(errors="replace").splitlines() if line.strip()]
     print(f"bench: {name} FAILED (exit {code}); its log is {kept}", file=sys.stderr, flush=True)
     return {
+        **_failed_result_fields(name, rows),
+        "note": f"FAILED (exit {code}): {lines[-1][:200] if lines else 'no output'}",
+    }
+
+
+def _failed_result_fields(name: str, rows: int) -> dict[str, Any]:
+    """The figures of a variant that did not run to the end: zero speed, every row failed."""
+    return {
         "name": name,
         "rows": rows,
         "seconds": 0,
@@ -166,7 +222,6 @@ def _failed_result(name: str, rows: int, code: int, log: Path) -> dict[str, Any]
         "main_thread_cpu_s": 0,
         "machine_busy_cores": 0,
         "failed": rows,
-        "note": f"FAILED (exit {code}): {lines[-1][:200] if lines else 'no output'}",
     }
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-SHAPE_VERSION = 2
+SHAPE_VERSION = 3
+"""3: TRACE_ID, a numeric column in the table's physical order, for the parallel variants' split."""
+SPLIT_COLUMN = "TRACE_ID"
+"""pstt_parallel_N's split_by: BARCODE, the key, is text, and a split needs numbers, dates or timestamps."""
 
 PG = {
     "host": os.environ.get("PSTT_PG_HOST", "127.0.0.1"),
@@ -34,7 +37,8 @@ _COLUMNS = """
     "PIECES" smallint NOT NULL,
     "IS_RETURN" boolean NOT NULL,
     "DEST_ZIP" char(5) NOT NULL,
-    "NOTE" text
+    "NOTE" text,
+    "TRACE_ID" bigint NOT NULL
 """
 
 # Modulo is written %% because the statement carries the bind parameter %(rows)s.
@@ -51,7 +55,8 @@ SELECT
     (1 + i %% 5)::smallint,
     i %% 17 = 0,
     lpad((i * 31 %% 100000)::text, 5, '0'),
-    CASE WHEN i %% 5 = 0 THEN NULL ELSE 'Citofono ' || (i %% 97) END
+    CASE WHEN i %% 5 = 0 THEN NULL ELSE 'Citofono ' || (i %% 97) END,
+    i
 FROM generate_series(1::bigint, %(rows)s) AS i
 """
 
@@ -88,6 +93,8 @@ def ensure_table(rows: int) -> SourceTable:
         # table; pstt_exactly_once_checkpointed's ORDER BY "BARCODE" reads this index, streaming from its first
         # row as a job ordered by its key does, instead of sorting the whole table before it.
         conn.execute(f'ALTER TABLE {name} ADD PRIMARY KEY ("BARCODE")')
+        # Each pstt_parallel_N part reads one range of it: through this index, a contiguous stretch of the table.
+        conn.execute(f'CREATE INDEX {name}_trace_id ON {name} ("{SPLIT_COLUMN}")')
         conn.execute(f"COMMENT ON TABLE {name} IS '{_marker(rows)}'")
         conn.execute(f"ANALYZE {name}")
     return SourceTable(name, rows)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
+import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -27,8 +29,33 @@ def delete_topic(bootstrap: str, name: str) -> None:
     admin.delete_topics([name], operation_timeout=30)[name].result(timeout=30)
 
 
+@dataclass(frozen=True)
+class ReadBack:
+    """What a read_committed consumer found in a topic."""
+
+    messages: int
+    distinct_keys: int
+    bytes: int
+    order_breaks: int | None = None
+    """
+    Messages whose ``order_field`` is below the previous one's in the same partition, one per partition aside
+    (None: not checked). That one is the wrap of a scan that started mid-table: PostgreSQL's synchronized
+    sequential scans start where an earlier scan of the same table last was, so a plain SELECT * can begin
+    anywhere, in the table's order all the same.
+    """
+
+
 def delivered(bootstrap: str, topic: str, timeout_s: float = 600.0) -> int:
     """Messages a read_committed consumer gets from ``topic``, read from the beginning to the end of every partition."""
+    return read_back(bootstrap, topic, timeout_s=timeout_s).messages
+
+
+def read_back(bootstrap: str, topic: str, order_field: str | None = None, timeout_s: float = 600.0) -> ReadBack:
+    """
+    ``topic`` read from the beginning to the end of every partition: its messages, distinct keys and bytes (key +
+    value); with ``order_field``, a field of the JSON value (top level, or under "data"), whether each partition
+    holds the rows in that field's order.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -45,13 +72,24 @@ def delivered(bootstrap: str, topic: str, timeout_s: float = 600.0) -> int:
         ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in assignment}
         pending = {p for p, end in ends.items() if end > 0}
         consumer.assign(assignment)
-        count = 0
+        count = size = 0
+        keys: set[bytes | None] = set()
+        last: dict[int, int] = {}
+        breaks: dict[int, int] = {}
         deadline = time.monotonic() + timeout_s
         while pending and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=50_000, timeout=1.0):
                 error = message.error()
                 if error is None:
                     count += 1
+                    key, value = message.key(), message.value() or b""
+                    keys.add(key)
+                    size += len(key or b"") + len(value)
+                    if order_field:
+                        partition = message.partition()
+                        breaks[partition] = breaks.get(partition, 0) + _out_of_order(
+                            value, order_field, partition, last
+                        )
                 elif error.code() == KafkaError._PARTITION_EOF:
                     if message.offset() >= ends[message.partition()]:
                         pending.discard(message.partition())
@@ -61,6 +99,17 @@ def delivered(bootstrap: str, topic: str, timeout_s: float = 600.0) -> int:
             raise TimeoutError(
                 f"reading {topic} back: partitions {sorted(pending)} not read to the end in {timeout_s}s"
             )
-        return count
+        unordered = sum(max(n - 1, 0) for n in breaks.values())
+        return ReadBack(count, len(keys), size, unordered if order_field else None)
     finally:
         consumer.close()
+
+
+def _out_of_order(value: bytes, order_field: str, partition: int, last: dict[int, int]) -> int:
+    """1 when this message's ``order_field`` is below the previous one of its partition (kept in ``last``)."""
+    document = orjson.loads(value)
+    row = document.get("data", document) if isinstance(document.get("data"), dict) else document
+    current = int(row[order_field])
+    previous = last.get(partition)
+    last[partition] = current
+    return int(previous is not None and current < previous)

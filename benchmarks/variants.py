@@ -14,15 +14,20 @@ import importlib
 import json
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import peer_tools
 import settings
+import source
 
 FETCH_BATCH = 5_000
 SEED_FLUSH_EVERY = 100
@@ -30,8 +35,14 @@ POOL_SIZE = 10_000
 CHECKPOINT_ROWS = 100_000
 ORDER_KEY = "BARCODE"
 """pstt_exactly_once_checkpointed's order_by: the benchmark table's primary key (benchmarks/source.py)."""
-# Unique per process: exactly_once keys its transactional id and its run marker on the run id.
-RUN_ID = f"bench__{uuid.uuid4().hex}"
+# Unique per process: exactly_once keys its transactional id and its run marker on the run id. A parallel
+# variant's parts share their parent's, as the mapped tasks of one DAG run do.
+RUN_ID = os.environ.get("BENCH_RUN_ID") or f"bench__{uuid.uuid4().hex}"
+PART_COMMAND = "part"
+"""variants.py part ...: one range of a pstt_parallel_N run, in a process of its own."""
+PART_START_TIMEOUT_S = 300.0
+SEED_SPEC = settings.ROOT / "tests" / "fixtures" / "specs" / "seed" / "export_cdg_tracce.json"
+"""The seed tool's job file; pstt_seed_spec runs the export task the DAG factory makes of its kafka_config."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,17 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a variant moved: rows handled and the bytes (key + value) it produced, or fetched as JSON."""
+    """
+    What a variant moved: rows handled and the bytes (key + value) it produced, or fetched as JSON.
+
+    ``measured`` is for a variant whose work runs in other processes (the parallel parts, a peer tool): its own
+    clock and CPU figures, which replace those of this process.
+    """
 
     rows: int
     bytes: int
     failed: int = 0
+    measured: dict[str, Any] = field(default_factory=dict)
 
 
 def _metadata(job: Job, system: str) -> dict[str, str]:
@@ -119,20 +136,24 @@ def produce_only(job: Job) -> Outcome:
     return Outcome(job.rows, size, failures[0])
 
 
-def _pstt(job: Job, delivery: str, **arguments: Any) -> tuple[Outcome, dict[str, Any]]:
-    """The operator's run of the job, and the result it returns (its delivery summary)."""
+def _operator(job: Job, delivery: str, **arguments: Any) -> Any:
+    """The export task of the job; ``arguments`` add to or override the benchmark's (key BARCODE)."""
     from pstt_provider.operators.sql_to_kafka import SqlToKafkaOperator
 
-    operator = SqlToKafkaOperator(
+    return SqlToKafkaOperator(
         task_id="bench",
         conn_id=settings.PG_CONN_ID,
         topic=job.topic,
-        message_key_field="BARCODE",
         sql=job.select,
         kafka_config_id=settings.KAFKA_CONN_ID,
         delivery=delivery,
-        **arguments,
+        **{"message_key_field": "BARCODE", **arguments},
     )
+
+
+def _pstt(job: Job, delivery: str, **arguments: Any) -> tuple[Outcome, dict[str, Any]]:
+    """The operator's run of the job, and the result it returns (its delivery summary)."""
+    operator = _operator(job, delivery, **arguments)
     result = operator.execute(_context(operator))
     return Outcome(result["messages_sent"], result["bytes"], result["messages_failed"]), result
 
@@ -160,6 +181,173 @@ def pstt_exactly_once_checkpointed(job: Job) -> Outcome:
             f"checkpoints (expected none and {expected}): the run did not start from the table's first row"
         )
     return outcome
+
+
+def pstt_seed_spec(job: Job) -> Outcome:
+    """
+    pstt_at_least_once with the seed job's kafka_config as the DAG factory reads it (its model, its defaults):
+    key, include_metadata, delivery, null_key and producer_config. Its batch_size (100) is accepted and unused by
+    the factory, so the run differs from pstt_at_least_once only where the spec's values do.
+    """
+    from pstt_provider.factory.models import KafkaConfig
+
+    kafka = KafkaConfig.model_validate(json.loads(SEED_SPEC.read_text())["kafka_config"])
+    arguments = {
+        "message_key_field": kafka.message_key_field,
+        "include_metadata": kafka.include_metadata,
+        "null_key": kafka.null_key,
+        "producer_config": kafka.producer_config,
+    }
+    return _pstt(job, kafka.delivery, **arguments)[0]
+
+
+def _parallel(job: Job, partitions: int) -> Outcome:
+    """
+    A parallel run as a DAG makes it: SplitRangesOperator plans the ranges of source.SPLIT_COLUMN, then one
+    SqlToKafkaOperator per range (at_least_once, map_index = its part) in a process of its own, all started at
+    once. Each part imports and builds its operator, says it is ready and waits; the parts start together, and
+    the variant's time runs from the first part's start to the last part's end (the plan and the imports outside
+    it, as they are for the other variants).
+    """
+    from pstt_provider.operators.split_ranges import SplitRangesOperator
+
+    planner = SplitRangesOperator(
+        task_id="bench_split",
+        conn_id=settings.PG_CONN_ID,
+        split_by=source.SPLIT_COLUMN,
+        partitions=partitions,
+        sql=job.select,
+    )
+    plan_started = time.perf_counter()
+    ranges = planner.execute(_context(planner))
+    plan_s = time.perf_counter() - plan_started
+    with tempfile.TemporaryDirectory(prefix="pstt-bench-parts-") as tmp:
+        parts = [_start_part(job, index, split_range, Path(tmp)) for index, split_range in enumerate(ranges)]
+        for process, out, log in parts:
+            _await_file(out.with_suffix(".ready"), process, log)
+        for process, _, _ in parts:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            process.stdin.close()
+        for process, _, log in parts:
+            if process.wait() != 0:
+                raise RuntimeError(f"a pstt_parallel part failed (exit {process.returncode}): {_tail(log)}")
+        results = [json.loads(out.read_text()) for _, out, _ in parts]
+    started, ended = min(r["started"] for r in results), max(r["ended"] for r in results)
+    seconds = ended - started
+    busy = max(r["busy_end"] for r in results) - min(r["busy_start"] for r in results)
+    return Outcome(
+        sum(r["rows"] for r in results),
+        sum(r["bytes"] for r in results),
+        sum(r["failed"] for r in results),
+        measured={
+            "seconds": seconds,
+            "cpu_s": sum(r["cpu_s"] for r in results),
+            "main_thread_cpu_s": sum(r["main_thread_cpu_s"] for r in results),
+            "peak_rss_mb": sum(r["peak_rss_mb"] for r in results),
+            "machine_busy_cores": busy / seconds,
+            "plan_s": round(plan_s, 3),
+            "parts": [
+                {"rows": r["rows"], "seconds": round(r["ended"] - r["started"], 3), "peak_rss_mb": r["peak_rss_mb"]}
+                for r in results
+            ],
+            "note": f"{len(results)} processes; peak RSS is their sum; plan {plan_s * 1000:.0f} ms not timed",
+        },
+    )
+
+
+def _start_part(
+    job: Job, index: int, split_range: dict[str, Any], workdir: Path
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    out, log = workdir / f"part-{index}.json", workdir / f"part-{index}.log"
+    command = [
+        sys.executable,
+        __file__,
+        PART_COMMAND,
+        f"--map-index={index}",
+        f"--split-range={json.dumps(split_range)}",
+        f"--select={job.select}",
+        f"--topic={job.topic}",
+        f"--out={out}",
+    ]
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BENCH_RUN_ID": RUN_ID},
+        )
+    return process, out, log
+
+
+def _await_file(path: Path, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until a part has written ``path``; a part that exits or takes too long fails the variant with its log."""
+    deadline = time.monotonic() + PART_START_TIMEOUT_S
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"a pstt_parallel part did not start (exit {process.poll()}): {_tail(log)}")
+        time.sleep(0.02)
+
+
+def _tail(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def pstt_parallel_2(job: Job) -> Outcome:
+    return _parallel(job, 2)
+
+
+def pstt_parallel_4(job: Job) -> Outcome:
+    return _parallel(job, 4)
+
+
+def part_main(argv: Sequence[str]) -> None:
+    """One part of a parallel run: ready once imported and built, then the range's export when told to go."""
+    parser = argparse.ArgumentParser(prog=f"variants.py {PART_COMMAND}")
+    parser.add_argument("--map-index", type=int, required=True)
+    parser.add_argument("--split-range", type=json.loads, required=True)
+    parser.add_argument("--select", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    importlib.import_module("airflow.providers.postgres.hooks.postgres")
+    job = Job(0, args.select, args.topic, 0.0)
+    operator = _operator(job, "at_least_once", split_range=args.split_range)
+    context = _context(operator, map_index=args.map_index)
+    args.out.with_suffix(".ready").touch()
+    sys.stdin.readline()
+    cpu_before, busy_before, thread_before = _cpu_s(), _machine_busy_s(), time.thread_time()
+    started = time.monotonic()
+    result = operator.execute(context)
+    ended = time.monotonic()
+    part = {
+        "rows": result["messages_sent"],
+        "bytes": result["bytes"],
+        "failed": result["messages_failed"],
+        "started": started,
+        "ended": ended,
+        "cpu_s": _cpu_s() - cpu_before,
+        "main_thread_cpu_s": time.thread_time() - thread_before,
+        "busy_start": busy_before,
+        "busy_end": _machine_busy_s(),
+        "peak_rss_mb": round(_memory_mb("VmHWM"), 1),
+    }
+    args.out.write_text(json.dumps(part))
+
+
+def connect_jdbc_source(job: Job) -> Outcome:
+    """Kafka Connect standalone with Aiven's JDBC source connector (benchmarks/peer_tools.py)."""
+    rows, measured = peer_tools.connect_jdbc_source(job.select, job.topic, job.rows)
+    return Outcome(rows, 0, measured=measured)
+
+
+def benthos_sql(job: Job) -> Outcome:
+    """Benthos sql_raw into kafka_franz (benchmarks/peer_tools.py)."""
+    rows, measured = peer_tools.benthos_sql(job.select, job.topic, job.rows)
+    return Outcome(rows, 0, measured=measured)
 
 
 def _json_messages(job: Job, system: str, counter: list[int], limit: int | None = None) -> Iterator[tuple[str, bytes]]:
@@ -232,6 +420,11 @@ VARIANTS: dict[str, Callable[[Job], Outcome]] = {
     "airflow_produce_async": airflow_produce_async,
     "airflow_produce_sync": airflow_produce_sync,
     "seed_kafka_python": seed_kafka_python,
+    "pstt_seed_spec": pstt_seed_spec,
+    "pstt_parallel_2": pstt_parallel_2,
+    "pstt_parallel_4": pstt_parallel_4,
+    "connect_jdbc_source": connect_jdbc_source,
+    "benthos_sql": benthos_sql,
 }
 
 
@@ -254,12 +447,19 @@ _PREIMPORTS: dict[str, tuple[str, ...]] = {
         "airflow.providers.postgres.hooks.postgres",
     ),
     "seed_kafka_python": ("kafka", "airflow.providers.postgres.hooks.postgres"),
+    "pstt_seed_spec": (
+        "pstt_provider.operators.sql_to_kafka",
+        "pstt_provider.factory.models",
+        "airflow.providers.postgres.hooks.postgres",
+    ),
+    "pstt_parallel_2": ("pstt_provider.operators.split_ranges", "airflow.providers.postgres.hooks.postgres"),
+    "pstt_parallel_4": ("pstt_provider.operators.split_ranges", "airflow.providers.postgres.hooks.postgres"),
 }
 
 
-def _context(operator: Any) -> dict[str, Any]:
+def _context(operator: Any, map_index: int = -1) -> dict[str, Any]:
     """The smallest task context an operator's execute() reads: ids for metadata and an XCom sink."""
-    ti = _TaskInstance(operator.task_id)
+    ti = _TaskInstance(operator.task_id, map_index)
     return {
         "ti": ti,
         "task_instance": ti,
@@ -270,12 +470,12 @@ def _context(operator: Any) -> dict[str, Any]:
 class _TaskInstance:
     """Collects XComs in memory: the benchmark has no metadata DB and needs none."""
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, map_index: int = -1) -> None:
         self.task_id = task_id
         self.dag_id = "bench"
         self.run_id = RUN_ID
         self.try_number = 1
-        self.map_index = -1
+        self.map_index = map_index
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -362,6 +562,12 @@ def main() -> None:
     busy_cores = (_machine_busy_s() - busy_before) / elapsed
     if profiler:
         profiler.dump_stats(args.profile)
+    measured = dict(outcome.measured)
+    elapsed = measured.pop("seconds", elapsed)
+    cpu = measured.pop("cpu_s", cpu)
+    main_thread = measured.pop("main_thread_cpu_s", main_thread)
+    busy_cores = measured.pop("machine_busy_cores", busy_cores)
+    peak_rss = measured.pop("peak_rss_mb", _memory_mb("VmHWM"))
     result = {
         "name": args.name,
         "rows": outcome.rows,
@@ -369,15 +575,19 @@ def main() -> None:
         "rows_per_s": round(outcome.rows / elapsed, 1),
         "mb_per_s": round(outcome.bytes / elapsed / 1e6, 2),
         "bytes_per_row": round(outcome.bytes / outcome.rows, 1) if outcome.rows else 0,
-        "peak_rss_mb": round(_memory_mb("VmHWM"), 1),
+        "peak_rss_mb": round(peak_rss, 1),
         "baseline_rss_mb": round(baseline_rss, 1),
         "cpu_s": round(cpu, 2),
         "main_thread_cpu_s": round(main_thread, 2),
         "machine_busy_cores": round(busy_cores, 2),
         "failed": outcome.failed,
+        **measured,
     }
     args.out.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == [PART_COMMAND]:
+        part_main(sys.argv[2:])
+    else:
+        main()

@@ -3,10 +3,11 @@ Parallel runs: a query's rows split into ranges of one column, each range read b
 
 The split is planned at run time from the column's MIN and MAX over the query's own rows (its WHERE clause and
 binds included), evenly in the column's values: integers, exact numbers, dates and timestamps. The ranges are
-half-open, ``lower <= column < upper``; the first also takes everything below its upper bound and the NULLs, the
-last everything from its lower bound up, so a row inserted after the plan, or outside MIN..MAX, still belongs to
-exactly one range. An uneven column gives uneven ranges (docs/scaling.md says what skew costs); a column with
-fewer distinct values than ``partitions`` gives fewer ranges.
+half-open, ``lower <= column < upper``; the first also takes everything below its upper bound, the last everything
+from its lower bound up, so a row inserted after the plan, or outside MIN..MAX, still belongs to exactly one range.
+NULLs go to the first range when the plan finds any: asked for only then, because ``OR column IS NULL`` keeps
+PostgreSQL from reading that range through the column's index. An uneven column gives uneven ranges
+(docs/scaling.md says what skew costs); a column with fewer distinct values than ``partitions`` gives fewer ranges.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class SplitRange:
     parts: int
     lower: Value | None = None
     upper: Value | None = None
+    nulls: bool = False
+    """This range also reads the rows whose ``column`` is NULL (the first, when the plan found any)."""
 
     def to_json(self) -> dict[str, Any]:
         """As the split task's XCom hands it to the mapped task."""
@@ -46,6 +49,7 @@ class SplitRange:
             "parts": self.parts,
             "lower": encode_value(self.lower) if self.lower is not None else None,
             "upper": encode_value(self.upper) if self.upper is not None else None,
+            "nulls": self.nulls,
         }
 
     @classmethod
@@ -61,6 +65,7 @@ class SplitRange:
                 parts=int(value["parts"]),
                 lower=decode_value(lower) if lower is not None else None,
                 upper=decode_value(upper) if upper is not None else None,
+                nulls=bool(value.get("nulls", False)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise OrderedReadError("split_range", f"is not a range of the split task ({err})") from None
@@ -74,27 +79,34 @@ class SplitRange:
             binds[LOWER_BIND] = self.lower
         if self.upper is not None:
             below = f"{column} < :{UPPER_BIND}"
-            conditions.append(below if self.lower is not None else f"({below} OR {column} IS NULL)")
+            conditions.append(f"({below} OR {column} IS NULL)" if self.nulls else below)
             binds[UPPER_BIND] = self.upper
         return " AND ".join(conditions), binds
 
     def __str__(self) -> str:
         lower = "" if self.lower is None else f"{self.lower} <= "
         upper = "" if self.upper is None else f" < {self.upper}"
-        nulls = " (and NULL)" if self.lower is None and self.upper is not None else ""
+        nulls = " (and NULL)" if self.nulls and self.upper is not None else ""
         return f"part {self.part + 1} of {self.parts}: {lower}{self.column}{upper}{nulls}"
 
 
 def bounds_query(query: QueryFile, column: str) -> QueryFile:
-    """The query's MIN and MAX of ``column`` (as ``quoted_column`` writes it), its own WHERE clause and binds kept."""
-    body = f"SELECT MIN({column}), MAX({column}) FROM ({query.body}\n) {ALIAS}"  # noqa: S608
+    """
+    The query's MIN and MAX of ``column`` (as ``quoted_column`` writes it on ``pstt_rows``), and 1 when it has rows
+    where ``column`` is NULL, else 0; its own WHERE clause and binds kept.
+    """
+    nulls = f"SELECT 1 FROM ({query.body}\n) {ALIAS} WHERE {column} IS NULL"  # noqa: S608
+    body = (
+        f"SELECT MIN({column}), MAX({column}), CASE WHEN EXISTS ({nulls}) THEN 1 ELSE 0 END "  # noqa: S608
+        f"FROM ({query.body}\n) {ALIAS}"
+    )
     return dataclasses.replace(query, body=body)
 
 
-def split(column: str, low: Any, high: Any, partitions: int) -> list[SplitRange]:
+def split(column: str, low: Any, high: Any, partitions: int, nulls: bool = False) -> list[SplitRange]:
     """
     Up to ``partitions`` ranges evenly spaced between ``low`` and ``high``, the query's MIN and MAX of ``column``
-    (None when it has no rows: then one range reads everything).
+    (None when it has no rows: then one range reads everything); ``nulls``: the query has rows where it is NULL.
     """
     if not 2 <= partitions <= MAX_PARTITIONS:
         raise OrderedReadError("parallel.partitions", f"must be 2 to {MAX_PARTITIONS}, not {partitions}")
@@ -103,7 +115,10 @@ def split(column: str, low: Any, high: Any, partitions: int) -> list[SplitRange]
     points = _points(low, high, partitions, column)
     edges: list[Value | None] = [None, *points, None]
     parts = len(edges) - 1
-    return [SplitRange(column, part, parts, edges[part], edges[part + 1]) for part in range(parts)]
+    return [
+        SplitRange(column, part, parts, edges[part], edges[part + 1], nulls=nulls and part == 0)
+        for part in range(parts)
+    ]
 
 
 def _points(low: Any, high: Any, partitions: int, column: str) -> list[Value]:

@@ -63,8 +63,8 @@ class SplitRangesOperator(BaseOperator):
         try:
             query = query_file.load_query(self.sql, self.sql_file)
             values = query.bind_values(self.parameters)
-            low, high = self._bounds(query, values)
-            ranges = split(self.split_by, low, high, self.partitions)
+            low, high, nulls = self._bounds(query, values)
+            ranges = split(self.split_by, low, high, self.partitions, nulls=nulls)
         except (query_file.QueryFileError, ordered_read.OrderedReadError) as err:
             raise at_task_time(err) from None
         self.log.info(
@@ -77,7 +77,7 @@ class SplitRangesOperator(BaseOperator):
         )
         return [part.to_json() for part in ranges]
 
-    def _bounds(self, query: query_file.QueryFile, values: Mapping[str, Any]) -> tuple[Any, Any]:
+    def _bounds(self, query: query_file.QueryFile, values: Mapping[str, Any]) -> tuple[Any, Any, bool]:
         db_hook = BaseHook.get_connection(self.conn_id).get_hook()
         dialect = dialect_for(db_hook, self.conn_id)
         connection = db_hook.get_conn()
@@ -90,11 +90,11 @@ class SplitRangesOperator(BaseOperator):
             cursor = connection.cursor()
             try:
                 cursor.execute(statement.sql, statement.bind(values))
-                low, high = cursor.fetchone()
+                low, high, nulls = cursor.fetchone()
             except Exception as err:
                 raise source_query_error(
                     f"{query.source}: the database rejected the split query: {db_message(err)}", err
                 ) from err
             finally:
                 cursor.close()
-            return low, high
+            return low, high, bool(nulls)
