@@ -104,13 +104,19 @@ class Incremental:
 
 
 def ordering(
-    incremental: Incremental | Mapping[str, Any] | None, order_by: Sequence[str] | None, checkpoint_rows: int | None
+    incremental: Incremental | Mapping[str, Any] | None,
+    order_by: Sequence[str] | None,
+    checkpoint_rows: int | None,
+    *,
+    parallel: bool = False,
 ) -> tuple[Incremental | None, tuple[str, ...]]:
-    """The operator's (and the job spec's) ordering arguments, checked together."""
+    """The operator's (and the job spec's) ordering arguments, checked together; ``parallel``: the run is split."""
     checked = Incremental.of(incremental)
     columns = tuple(check_identifier(column, "order_by") for column in order_by or ())
     if checked is not None and columns:
         raise OrderedReadError("order_by", "incremental already orders the rows (column, tiebreaker): drop order_by")
+    if checked is not None and parallel:
+        raise OrderedReadError("parallel", "does not combine with incremental yet: use one of them")
     if checkpoint_rows is not None:
         if checkpoint_rows < 1:
             raise OrderedReadError("checkpoint_rows", f"must be at least 1, not {checkpoint_rows}")

@@ -100,8 +100,8 @@ def fit_transaction_timeout(overrides: dict[str, Any], explicit: bool, broker_ma
         return overrides
     if explicit:
         raise KafkaConfigurationError(
-            f"producer_config sets transaction.timeout.ms={chosen}, above the broker's {TRANSACTION_MAX_SETTING} "
-            f"({broker_max_ms}): lower it, or raise the broker's limit"
+            f"transaction.timeout.ms={chosen} (set in producer_config or the Kafka connection's extra) is above the "
+            f"broker's {TRANSACTION_MAX_SETTING} ({broker_max_ms}): lower it, or raise the broker's limit"
         )
     fitted = {**overrides, "transaction.timeout.ms": broker_max_ms}
     if int(fitted.get("message.timeout.ms", 0)) > broker_max_ms:

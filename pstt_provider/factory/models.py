@@ -289,11 +289,9 @@ class JobSpec(_Strict):
     def _resumable_order(self) -> JobSpec:
         incremental = self.incremental.model_dump() if self.incremental is not None else None
         try:
-            ordering(incremental, self.order_by, self.checkpoint_rows)
+            ordering(incremental, self.order_by, self.checkpoint_rows, parallel=self.parallel is not None)
         except OrderedReadError as err:
             raise rule_error(err.field, err.reason) from None
-        if self.parallel is not None and self.incremental is not None:
-            raise rule_error("parallel", "does not combine with incremental yet: use one of them")
         return self
 
     @model_validator(mode="after")

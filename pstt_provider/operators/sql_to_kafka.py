@@ -176,15 +176,13 @@ class SqlToKafkaOperator(BaseOperator):
             raise ValueError(
                 f"{self.task_id}: topic_config knows {', '.join(sorted(TOPIC_CONFIG_KEYS))}, not {', '.join(unknown)}"
             )
+        self.split_range = SplitRange.of(split_range)
         try:
-            self.incremental, self.order_by = ordering(incremental, order_by, checkpoint_rows)
+            self.incremental, self.order_by = ordering(
+                incremental, order_by, checkpoint_rows, parallel=self.split_range is not None
+            )
         except ordered_read.OrderedReadError as err:
             raise ordered_read.OrderedReadError(err.field, f"{err.reason} (task {self.task_id})") from None
-        self.split_range = SplitRange.of(split_range)
-        if self.split_range is not None and self.incremental is not None:
-            raise ordered_read.OrderedReadError(
-                "parallel", f"does not combine with incremental yet (task {self.task_id}): use one of them"
-            )
         self.checkpoint_rows = checkpoint_rows
         self.state_topic = state_topic
         self.conn_id = conn_id
@@ -274,7 +272,7 @@ class SqlToKafkaOperator(BaseOperator):
         if exactly_once:
             overrides = fit_transaction_timeout(
                 overrides,
-                "transaction.timeout.ms" in self.producer_config,
+                "transaction.timeout.ms" in kafka.explicit_config(self.producer_config),
                 broker_transaction_max_ms(kafka.get_admin_client(), self.metadata_timeout_s),
             )
         topics = kafka.topics()
@@ -358,7 +356,6 @@ class SqlToKafkaOperator(BaseOperator):
             if session is not None and not session.publishing:
                 return  # the run already committed (the session said so in the log)
             plan = self._plan(keeper)
-
             metadata = None
             if self.include_metadata:
                 metadata = build_metadata(
