@@ -35,6 +35,7 @@ __all__ = [
     "MessageKeyError",
     "MessageTooLargeError",
     "NonRetryableError",
+    "NotEnoughReplicasError",
     "OrderedReadError",
     "PsttError",
     "QueryFileError",
@@ -99,6 +100,14 @@ class TopicCreationError(NonRetryableError, TopicUnavailableError):
 
 class DeliveryError(PsttError, RuntimeError):
     """Transient: messages were not acknowledged by the broker; the message has the counts and the first reasons."""
+
+
+class NotEnoughReplicasError(DeliveryError):
+    """
+    Transient: messages were not acknowledged because the topic has fewer in-sync replicas than its
+    ``min.insync.replicas`` (brokers are down), so the cluster refuses ``acks=all`` writes; the retry delivers once
+    the brokers are back.
+    """
 
 
 class MessageTooLargeError(NonRetryableError, DeliveryError):

@@ -10,7 +10,14 @@
 # clusters are set up); the default broker keeps auto.create.topics.enable=true.
 # PSTT_KAFKA_TRANSACTION_MAX_TIMEOUT_MS sets the broker's transaction.max.timeout.ms (a static setting: the longest
 # transaction it accepts), for tests of a cluster with a lower limit; unset, the broker's default (15 min) stays.
+#
+# `cluster` runs a replicated cluster instead, beside the single broker: three KRaft nodes (broker+controller in one
+# JVM each, a three-voter quorum), replication factor 3 and min.insync.replicas 2 for every topic, the internal
+# ones included, files under .cache/kafka-cluster/node-N (PSTT_KAFKA_CLUSTER_HOME moves them).
+#   node N   PLAINTEXT 127.0.0.1:1909(1+N), CONTROLLER 127.0.0.1:1919(1+N)   (PSTT_KAFKA_CLUSTER_PORT moves 19092)
+# `kill N` is SIGKILL (a crash: no controlled shutdown); `stop-broker N` a clean stop (leadership moved first).
 # Usage: scripts/kafka.sh install|start|stop|status|reset
+#        scripts/kafka.sh cluster start|stop|status|bootstrap|kill N|stop-broker N|start-broker N|reset
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +69,19 @@ make_tls() {
   )
 }
 
+write_log_config() {
+  cat >"$1/log4j2.properties" <<CFG
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.server.name=kafka.server.KafkaRaftServer
+logger.server.level=INFO
+CFG
+}
+
 write_config() {
   cat >"$HOME_DIR/server.properties" <<CFG
 process.roles=broker,controller
@@ -95,29 +115,23 @@ CFG
   if [ -n "$TRANSACTION_MAX_TIMEOUT_MS" ]; then
     echo "transaction.max.timeout.ms=$TRANSACTION_MAX_TIMEOUT_MS" >>"$HOME_DIR/server.properties"
   fi
-  cat >"$HOME_DIR/log4j2.properties" <<CFG
-rootLogger.level=WARN
-rootLogger.appenderRef.stdout.ref=STDOUT
-appender.stdout.type=Console
-appender.stdout.name=STDOUT
-appender.stdout.layout.type=PatternLayout
-appender.stdout.layout.pattern=[%d] %p %m (%c)%n
-logger.server.name=kafka.server.KafkaRaftServer
-logger.server.level=INFO
-CFG
+  write_log_config "$HOME_DIR"
 }
 
+# A Kafka tool (StorageTool) in a small JVM, logging as the node whose log4j2.properties is given first.
 java_run() {
-  java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" -cp "$LIB/*" "$@"
+  local log_config=$1
+  shift
+  java -Xms128m -Xmx256m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$log_config" -cp "$LIB/*" "$@"
 }
 
 format_storage() {
   [ -f "$DATA/meta.properties" ] && return
   mkdir -p "$DATA"
   local cluster_id
-  cluster_id=$(java_run kafka.tools.StorageTool random-uuid)
-  java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$HOME_DIR/server.properties" \
+  cluster_id=$(java_run "$HOME_DIR/log4j2.properties" kafka.tools.StorageTool random-uuid)
+  java_run "$HOME_DIR/log4j2.properties" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$HOME_DIR/server.properties" \
     --add-scram "SCRAM-SHA-256=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" \
     --add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" >/dev/null
 }
@@ -188,11 +202,216 @@ reset() {
   rm -rf "$DATA" "$LOG"
 }
 
+CLUSTER_HOME=${PSTT_KAFKA_CLUSTER_HOME:-$ROOT/.cache/kafka-cluster}
+CLUSTER_PORT=${PSTT_KAFKA_CLUSTER_PORT:-19092}
+NODES="1 2 3"
+
+node_port() { echo $((CLUSTER_PORT + $1 - 1)); }
+node_controller_port() { echo $((CLUSTER_PORT + 100 + $1 - 1)); }
+node_dir() { echo "$CLUSTER_HOME/node-$1"; }
+node_pid() { cat "$(node_dir "$1")/broker.pid" 2>/dev/null; }
+node_running() { local pid; pid=$(node_pid "$1") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+check_node() {
+  case "${1:-}" in
+    1 | 2 | 3) ;;
+    *) echo "kafka cluster: name a node, 1, 2 or 3 (got '${1:-}')" >&2; exit 2 ;;
+  esac
+}
+
+cluster_bootstrap() {
+  local servers="" n
+  for n in $NODES; do servers="$servers${servers:+,}127.0.0.1:$(node_port "$n")"; done
+  echo "$servers"
+}
+
+write_node_config() {
+  local n=$1 dir voters="" v
+  dir=$(node_dir "$n")
+  for v in $NODES; do voters="$voters${voters:+,}$v@127.0.0.1:$(node_controller_port "$v")"; done
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<CFG
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(node_controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+auto.create.topics.enable=true
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+log.flush.interval.messages=9223372036854775807
+CFG
+  write_log_config "$dir"
+}
+
+format_node() {
+  local n=$1 dir
+  dir=$(node_dir "$n")
+  [ -f "$dir/data/meta.properties" ] && return
+  mkdir -p "$dir/data"
+  [ -f "$CLUSTER_HOME/cluster.id" ] ||
+    java_run "$dir/log4j2.properties" kafka.tools.StorageTool random-uuid >"$CLUSTER_HOME/cluster.id"
+  java_run "$dir/log4j2.properties" kafka.tools.StorageTool format -t "$(cat "$CLUSTER_HOME/cluster.id")" -c "$dir/server.properties" \
+    >/dev/null
+}
+
+launch_node() {
+  local n=$1 dir
+  dir=$(node_dir "$n")
+  if node_running "$n"; then return; fi
+  write_node_config "$n"
+  format_node "$n"
+  echo "--- start $(date -u +%FT%TZ)" >>"$dir/broker.log"
+  nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$LIB/*" \
+    kafka.Kafka "$dir/server.properties" >>"$dir/broker.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$dir/broker.pid"
+}
+
+# Started: the node's last start in its log reached "Kafka Server started" (the broker is unfenced by then).
+node_started() {
+  local dir
+  dir=$(node_dir "$1")
+  node_running "$1" && port_open "$(node_port "$1")" &&
+    awk '/^--- start/ {started = 0} /Kafka Server started/ {started = 1} END {exit !started}' "$dir/broker.log"
+}
+
+wait_nodes() {
+  local n pending
+  for _ in $(seq 1 240); do
+    pending=""
+    for n in "$@"; do
+      node_started "$n" && continue
+      if ! node_running "$n"; then
+        echo "kafka cluster: node $n exited during start; last lines of $(node_dir "$n")/broker.log:" >&2
+        tail -n 30 "$(node_dir "$n")/broker.log" >&2
+        return 1
+      fi
+      pending="$pending $n"
+    done
+    [ -z "$pending" ] && return
+    sleep 0.5
+  done
+  echo "kafka cluster: node(s)$pending did not start within 120 s; see $CLUSTER_HOME/node-N/broker.log" >&2
+  return 1
+}
+
+cluster_start() {
+  install
+  mkdir -p "$CLUSTER_HOME"
+  exec 9>"$CLUSTER_HOME/.lock"
+  flock 9  # one starter at a time: test workers and make up-cluster may ask together
+  local n
+  for n in $NODES; do
+    if ! node_running "$n" && port_open "$(node_port "$n")"; then
+      echo "kafka cluster: something else listens on 127.0.0.1:$(node_port "$n"); not starting node $n" >&2
+      return 1
+    fi
+  done
+  for n in $NODES; do launch_node "$n"; done
+  wait_nodes $NODES
+  echo "kafka cluster: running on $(cluster_bootstrap)"
+}
+
+start_broker() {
+  check_node "$1"
+  install
+  launch_node "$1"
+  wait_nodes "$1"
+  echo "kafka cluster: node $1 started on 127.0.0.1:$(node_port "$1"), pid $(node_pid "$1")"
+}
+
+kill_broker() {
+  check_node "$1"
+  if node_running "$1"; then
+    local pid
+    pid=$(node_pid "$1")
+    kill -9 "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    echo "kafka cluster: node $1 killed (SIGKILL, pid $pid)"
+  else
+    echo "kafka cluster: node $1 not running"
+  fi
+}
+
+stop_broker() {
+  check_node "$1"
+  node_running "$1" || { echo "kafka cluster: node $1 not running"; return; }
+  local pid
+  pid=$(node_pid "$1")
+  kill "$pid"
+  for _ in $(seq 1 120); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  echo "kafka cluster: node $1 stopped"
+}
+
+cluster_stop() {
+  local n pid
+  for n in $NODES; do
+    node_running "$n" && kill "$(node_pid "$n")"
+  done
+  for n in $NODES; do
+    pid=$(node_pid "$n") || continue
+    for _ in $(seq 1 120); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$(node_dir "$n")/broker.pid"
+  done
+  echo "kafka cluster: stopped"
+}
+
+cluster_status() {
+  local n down=0
+  for n in $NODES; do
+    if node_started "$n"; then
+      echo "kafka cluster: node $n running (pid $(node_pid "$n")) on 127.0.0.1:$(node_port "$n")"
+    else
+      echo "kafka cluster: node $n not running"
+      down=1
+    fi
+  done
+  return $down
+}
+
+cluster() {
+  case "${1:-}" in
+    start) cluster_start ;;
+    stop) cluster_stop ;;
+    status) cluster_status ;;
+    bootstrap) cluster_bootstrap ;;
+    kill) kill_broker "${2:-}" ;;
+    stop-broker) stop_broker "${2:-}" ;;
+    start-broker) start_broker "${2:-}" ;;
+    reset) cluster_stop; rm -rf "$CLUSTER_HOME" ;;
+    *) echo "usage: $0 cluster start|stop|status|bootstrap|kill N|stop-broker N|start-broker N|reset" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
   reset) reset ;;
-  *) echo "usage: $0 install|start|stop|status|reset" >&2; exit 2 ;;
+  cluster) shift; cluster "$@" ;;
+  *) echo "usage: $0 install|start|stop|status|reset|cluster ..." >&2; exit 2 ;;
 esac

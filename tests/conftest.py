@@ -27,7 +27,7 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 
 INTEGRATION = ROOT / "tests" / "integration"
-SLOW_FIXTURES = frozenset({"private_broker", "no_auto_create_broker"})
+SLOW_FIXTURES = frozenset({"private_broker", "no_auto_create_broker", "kafka_cluster"})
 SLOW_HELPERS = frozenset({"ApiServer", "Standalone", "measure_extraction"})
 """A test is slow when it starts processes of its own: it asks for a private broker, or its module imports what
 starts an API server, an ``airflow standalone`` or an extraction in a fresh process (tests/helpers)."""
@@ -35,8 +35,17 @@ SERIAL_HELPERS = frozenset({"measure_extraction"})
 """A test is serial when what it measures (a process's peak memory) depends on what else the machine runs."""
 
 
+CLUSTER_GROUP = "kafka-cluster"
+"""The xdist work unit of every test on the three-broker cluster: one worker runs them one after another, since
+one test's crashed node is every other's fault. Each other test file is a unit of its own (``--dist loadgroup``
+with a group per file is ``--dist loadfile`` plus this one group)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        group = CLUSTER_GROUP if "kafka_cluster" in item.fixturenames else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
         if INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)
         module_names = vars(item.module).keys() if item.module is not None else set()

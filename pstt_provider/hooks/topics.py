@@ -153,6 +153,35 @@ class KafkaTopics:
             "the brokers may still be creating it or electing leaders: the retry will look again"
         )
 
+    def replication_shortfall(self, topic: str, timeout_s: float) -> str | None:
+        """
+        Why ``acks=all`` writes to ``topic`` are refused, when they are: partitions with fewer in-sync replicas
+        than the topic's ``min.insync.replicas``, and the brokers this client still reaches. A producer only
+        reports such messages as timed out (librdkafka retries NOT_ENOUGH_REPLICAS until ``message.timeout.ms``),
+        so the cause is read from the cluster after the failure. None when the ISRs are full, or cannot be read.
+        """
+        deadline = time.monotonic() + timeout_s
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        try:
+            metadata = self.admin.list_topics(topic=topic, timeout=timeout_s)
+            configs = self.admin.describe_configs([resource])[resource].result(timeout=_left(deadline))
+            min_insync = int(configs["min.insync.replicas"].value)
+        except (KafkaException, KeyError, ValueError, TypeError):
+            return None
+        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        short = {number: p for number, p in sorted(partitions.items()) if len(p.isrs) < min_insync}
+        if not short:
+            return None
+        replicas = sorted({replica for p in partitions.values() for replica in p.replicas})
+        brokers = sorted(metadata.brokers.values(), key=lambda broker: broker.id)
+        reachable = ", ".join(f"{broker.id} at {broker.host}:{broker.port}" for broker in brokers)
+        in_sync = ", ".join(f"partition {number}: {sorted(p.isrs)}" for number, p in short.items())
+        return (
+            f"topic {topic!r} has fewer in-sync replicas than its min.insync.replicas={min_insync} ({in_sync}; "
+            f"replicas on brokers {replicas}), so the brokers refuse acks=all writes (NOT_ENOUGH_REPLICAS); "
+            f"brokers reachable: {reachable or 'none'}; bring the others back and the retry delivers"
+        )
+
     def exists(self, topic: str, timeout_s: float) -> bool:
         """
         Whether ``topic`` exists, asked so that no broker creates it: DescribeTopics, or the list of all topics

@@ -37,7 +37,13 @@ from pstt_provider import ordered_read, query_file
 from pstt_provider.checkpoints import PositionKeeper
 from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog
 from pstt_provider.dialects import dialect_for
-from pstt_provider.exceptions import MessageKeyError, QueryParameterError, at_task_time
+from pstt_provider.exceptions import (
+    DeliveryError,
+    MessageKeyError,
+    NotEnoughReplicasError,
+    QueryParameterError,
+    at_task_time,
+)
 from pstt_provider.hooks.kafka import DEFAULT_METADATA_TIMEOUT_S, SAFE_PRODUCER_DEFAULTS, PsttKafkaHook
 from pstt_provider.job_state import DEFAULT_STATE_TOPIC, StateTopic, state_key
 from pstt_provider.ordered_read import Incremental, ReadPlan, columns_query, ordering
@@ -229,7 +235,10 @@ class SqlToKafkaOperator(BaseOperator):
                 )
                 publisher, session = self._prepare(kafka, ti)
                 keeper = self._keeper(kafka, publisher, session, ti)
-                self._publish(query, parameters, publisher, session, keeper, ti, started_at)
+                try:
+                    self._publish(query, parameters, publisher, session, keeper, ti, started_at)
+                except DeliveryError as err:
+                    raise self._explained(kafka, err) from err.__cause__
             except (query_file.QueryFileError, ordered_read.OrderedReadError) as err:
                 # Parsing stays free of Airflow (pstt validate); at task time the same error must not be retried.
                 raise at_task_time(err) from None
@@ -382,6 +391,16 @@ class SqlToKafkaOperator(BaseOperator):
                 if settled is err:
                     raise
                 raise settled from err
+
+    def _explained(self, kafka: PsttKafkaHook, err: DeliveryError) -> DeliveryError:
+        """
+        ``err`` with its cause when the cluster shows one: messages that timed out because brokers are down leave
+        the partitions with too few in-sync replicas, and the error says so, naming the brokers still reachable.
+        """
+        if type(err) is not DeliveryError:
+            return err  # the too-large and not-authorized errors say their cause already
+        shortfall = kafka.topics().replication_shortfall(self.topic, self.metadata_timeout_s)
+        return err if shortfall is None else NotEnoughReplicasError(f"{shortfall}; {err}")
 
     @contextmanager
     def _rows(self, query: QueryFile, parameters: Mapping[str, Any], plan: ReadPlan | None) -> Iterator[ResultStream]:

@@ -1,6 +1,7 @@
 """
-Broker faults in the middle of a run, against a private broker: a source that holds its query at one row until
-the fault has happened, and the thread that stops (and restarts) the broker.
+Broker faults in the middle of a run: a source that holds its query at one row until the fault has happened, the
+thread that stops (and restarts) a private broker, and the thread that runs any fault (a cluster node crashed,
+a rolling restart) once the topic holds so many messages.
 
 The source is a PostgreSQL table of numbered keys read through a slowed query that also waits, at ``Gate.at_row``,
 for an advisory lock the fault thread holds until the broker is down: so the fault lands while the task still has
@@ -13,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -71,6 +72,67 @@ def slowed_query(table: str, columns: str, gate: Gate, pause_every: int = 500, p
     )
 
 
+def wait_for_messages(bootstrap: str, topic: str, count: int, timeout_s: float = 120.0) -> None:
+    """Until ``topic``'s partitions hold ``count`` messages together (high watermarks: open transactions count)."""
+    watcher = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"watch-{uuid.uuid4().hex}",
+            "isolation.level": "read_uncommitted",  # the high watermark, open transactions included
+            "logger": QUIET,
+        }
+    )
+    try:
+        partitions = list(watcher.list_topics(topic, timeout=30).topics[topic].partitions)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            held = 0
+            for partition in partitions:
+                _low, high = watcher.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                held += high
+            if held >= count:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{topic} never reached {count} messages")
+    finally:
+        watcher.close()
+
+
+class FaultAt(threading.Thread):
+    """
+    Once ``topic`` holds ``after`` messages, runs ``fault`` (crash a node, restart them all...) and then opens
+    ``gate`` so the query reads on: the fault lands while rows are being produced, and before the last of them.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, after: int, gate: Gate, fault: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.after = after
+        self.gate = gate
+        self.fault = fault
+        self.started_at: float | None = None
+        self.done_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            wait_for_messages(self.bootstrap, self.topic, self.after)
+            self.started_at = time.monotonic()
+            self.fault()
+            self.done_at = time.monotonic()
+        except BaseException as err:
+            self.error = err
+        finally:
+            self.gate.open()
+
+    def result(self) -> None:
+        self.join(600)
+        assert not self.is_alive(), "the fault thread did not finish"
+        if self.error is not None:
+            raise self.error
+
+
 class BrokerFault(threading.Thread):
     """
     Once ``topic`` holds ``after`` messages, stops the broker, opens ``gate`` so the query reads on, and, unless
@@ -93,7 +155,7 @@ class BrokerFault(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._wait_for_messages()
+            wait_for_messages(self.broker.bootstrap, self.topic, self.after)
             self.stopping_at = time.monotonic()
             self.broker.stop()
             self.stopped_at = time.monotonic()
@@ -106,26 +168,6 @@ class BrokerFault(threading.Thread):
             self.error = err
         finally:
             self.gate.open()
-
-    def _wait_for_messages(self) -> None:
-        watcher = Consumer(
-            {
-                "bootstrap.servers": self.broker.bootstrap,
-                "group.id": f"watch-{uuid.uuid4().hex}",
-                "isolation.level": "read_uncommitted",  # the high watermark, open transactions included
-                "logger": QUIET,
-            }
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                _low, high = watcher.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10)
-                if high >= self.after:
-                    return
-                time.sleep(0.05)
-            raise TimeoutError(f"{self.topic} never reached {self.after} messages")
-        finally:
-            watcher.close()
 
     def result(self) -> None:
         self.join(180)

@@ -27,7 +27,8 @@ def new_topic(bootstrap: str, partitions: int = 1, config: dict[str, str] | None
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, partitions, 1, config=config or {})], operation_timeout=30)
+    # replication -1: the broker's default (1 on the single broker, 3 on the cluster)
+    futures = admin.create_topics([NewTopic(name, partitions, -1, config=config or {})], operation_timeout=30)
     futures[name].result(timeout=30)
     return name
 

@@ -7,7 +7,9 @@ The real services the integration tests run against, each made once and shared w
   session's own AIRFLOW_HOME (``airflow_db``) among them;
 - a fresh topic per test and ``consume``, which reads a topic to its end without idling;
 - source tables of a test's own: ``new_pg_table`` in PostgreSQL, ``new_sqlite_source`` in a SQLite file;
-- private brokers a test may stop and restart.
+- private brokers a test may stop and restart;
+- the three-broker cluster (``kafka_cluster``), started once for the tests that ask for it, and ``cluster``, the
+  same healed after each test that crashes its nodes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 from helpers import ROOT
 from helpers.airflow_home import copy_home, migrate
 from helpers.kafka import PrivateBroker, Record, consume_all, free_port_triple, new_topic
+from helpers.kafka_cluster import PRODUCTION_SETTINGS, KafkaCluster
 from helpers.services import BOOTSTRAP, PG, airflow_connections
 
 for _name, _value in airflow_connections().items():
@@ -42,6 +45,31 @@ def kafka_bootstrap() -> str:
     """The local broker, started through scripts/kafka.sh when it is not running yet."""
     _run_script("kafka.sh", "start")
     return BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> KafkaCluster:
+    """
+    The three-broker cluster, started through ``scripts/kafka.sh cluster start`` when not running, and left running
+    as the single broker is: another test session (a developer's, a helper's) may be using it.
+    """
+    cluster = KafkaCluster()
+    cluster.start()
+    cluster.wait_in_sync()
+    return cluster
+
+
+@pytest.fixture
+def cluster(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
+    """The cluster for a test that crashes or stops its nodes: every node up and every replica in sync after it."""
+    yield kafka_cluster
+    kafka_cluster.heal()
+
+
+@pytest.fixture
+def cluster_producer_config(kafka_cluster: KafkaCluster) -> dict:
+    """A producer's settings for the cluster as the seed's production runs it: acks=all, idempotence, lz4."""
+    return {"bootstrap.servers": kafka_cluster.bootstrap, **PRODUCTION_SETTINGS}
 
 
 @pytest.fixture(scope="session")

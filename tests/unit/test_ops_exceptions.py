@@ -46,6 +46,7 @@ FAIL_AT_ONCE = [
 RETRIED = [
     exceptions.BrokerUnreachableError,
     exceptions.DeliveryError,
+    exceptions.NotEnoughReplicasError,
     exceptions.TopicUnavailableError,
     exceptions.SourceQueryError,
     exceptions.RunMarkerError,
