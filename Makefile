@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 AIRFLOW := scripts/airflow.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test unit lint deptry typecheck docs up down kafka-up kafka-down postgres-up bench venv
+.PHONY: help demo test unit lint deptry typecheck docs up up-cluster down kafka-up kafka-down postgres-up bench venv
 
 # This list: each target with the comment above it.
 help:
@@ -55,8 +55,8 @@ docs: venv
 	$(PY) scripts/gen_docs.py
 
 # The whole test suite, after make lint, with the broker and PostgreSQL it needs (what CI runs).
-# Three workers, a test file each (the tests mostly wait on brokers, servers and subprocesses); then, alone, the
-# tests whose figures depend on the machine's load.
+# Three workers, a test file each (the tests mostly wait on brokers, servers and subprocesses), the tests on the
+# three-broker cluster together on one; then, alone, the tests whose figures depend on the machine's load.
 test: venv kafka-up postgres-up lint
 	$(PY) -m pytest -q -n 3 --dist loadgroup -m "not serial"
 	$(PY) -m pytest -q -m serial
@@ -73,7 +73,11 @@ demo: venv kafka-up
 up: venv kafka-up
 	$(AIRFLOW) up
 
-# Stops what make up started.
+# Airflow scaled out: CeleryExecutor (Redis), PostgreSQL metadata, two workers, the Kafka cluster; UI on :8090.
+up-cluster: venv
+	$(AIRFLOW) up-cluster
+
+# Stops what make up or make up-cluster started.
 down:
 	$(AIRFLOW) down
 

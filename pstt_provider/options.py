@@ -50,6 +50,12 @@ MAINTENANCE_INTERVAL_S = Option(
 METRICS_RETENTION_DAYS = Option(
     "metrics_retention_days", 90, "Stored task tries older than this many days are deleted by the background task."
 )
+SUMMARY_GRACE_S = Option(
+    "summary_grace_s",
+    120.0,
+    "Seconds a task try that Airflow saw end may take to leave its delivery summary; after that it is stored "
+    "without one, as ended (killed, timed out, or its worker lost).",
+)
 KAFKA_PROBE_TIMEOUT_S = Option(
     "kafka_probe_timeout_s",
     5.0,
@@ -78,6 +84,7 @@ FAILED_RUNS_WARNING, FAILED_RUNS_CRITICAL = _levels(
 OPTIONS: tuple[Option[Any], ...] = (
     MAINTENANCE_INTERVAL_S,
     METRICS_RETENTION_DAYS,
+    SUMMARY_GRACE_S,
     KAFKA_PROBE_TIMEOUT_S,
     SUCCESS_RATE_WARNING,
     SUCCESS_RATE_CRITICAL,

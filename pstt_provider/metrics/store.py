@@ -7,7 +7,7 @@ summary in an Airflow Variable (``pstt_try_<digest>``, written through the task'
 survives a broker outage and a retry), and the server side moves each one into ``pstt_delivery_tries``
 and deletes the Variable. A try that ended without leaving a summary (killed, timed out in its worker,
 lost) is still counted: Airflow keeps every try in ``task_instance`` / ``task_instance_history``, and a
-pstt operator's try that has been over for :data:`SUMMARY_GRACE` without a summary is stored as it ended,
+pstt operator's try that has been over for ``[pstt] summary_grace_s`` without a summary is stored as it ended,
 marked ``reported = false``; a summary arriving later replaces it.
 
 :func:`ingest` and :func:`cleanup` are the only writers; they run in the API server's background task
@@ -54,8 +54,6 @@ from pstt_provider.summary import VARIABLE_PREFIX, DeliverySummary
 
 log = logging.getLogger(__name__)
 
-SUMMARY_GRACE = timedelta(minutes=2)
-"""How long after a try ended its summary may still be on its way before the try is stored without one."""
 WATERMARK_OVERLAP = timedelta(minutes=10)
 """Task end dates are re-read this far before the watermark, for tries whose rows committed late."""
 PSTT_OPERATORS = ("SqlToKafkaOperator", "OracleToKafkaOperator")
@@ -249,7 +247,8 @@ def _take_summaries(session: Session, now: datetime) -> list[dict[str, Any]]:
 
 
 def _unreported_tries(session: Session, now: datetime) -> list[dict[str, Any]]:
-    """Tries of pstt operators Airflow saw end, which left no summary within :data:`SUMMARY_GRACE`."""
+    """Tries of pstt operators Airflow saw end, which left no summary within ``[pstt] summary_grace_s``."""
+    grace = timedelta(seconds=options.SUMMARY_GRACE_S.get())
     watermark = _state(session, _TRIES_WATERMARK)
     columns = ("dag_id", "run_id", "task_id", "map_index", "try_number", "state", "start_date", "end_date")
 
@@ -258,14 +257,14 @@ def _unreported_tries(session: Session, now: datetime) -> list[dict[str, Any]]:
             model.operator.in_(PSTT_OPERATORS),
             model.state.in_(ENDED_STATES),
             model.end_date.is_not(None),
-            model.end_date <= now - SUMMARY_GRACE,
+            model.end_date <= now - grace,
         )
         if watermark is not None:
             query = query.where(model.end_date >= watermark - WATERMARK_OVERLAP)
         return query
 
     found = session.execute(union_all(ended(TaskInstance), ended(TaskInstanceHistory))).mappings().all()
-    since = watermark - WATERMARK_OVERLAP - SUMMARY_GRACE if watermark else datetime.min.replace(tzinfo=UTC)
+    since = watermark - WATERMARK_OVERLAP - grace if watermark else datetime.min.replace(tzinfo=UTC)
     stored = {
         tuple(row)
         for row in session.execute(

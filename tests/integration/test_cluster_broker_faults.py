@@ -129,6 +129,7 @@ def test_leader_crash_mid_run_fails_over_without_a_retry_and_delivers_each_key_o
     assert set(keys) == numbered_keys(ROWS)
     assert [key for key, seen in keys.items() if seen > 1] == []
     assert result["messages_sent"] == sum(keys.values()) == ROWS
+    assert result["messages_failed"] == 0
     print(
         f"\n{delivery}: leader {leader} killed at {FAULT_AFTER} messages; partition 0 wrote again after "
         f"{paused['failover_s']:.1f} s"

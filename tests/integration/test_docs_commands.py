@@ -265,11 +265,22 @@ CHECKERS = {
 }
 
 
+SCRIPT_ACTIONS = {
+    "scripts/airflow.sh": {"run", "up", "up-cluster", "down", "env"},
+    "scripts/kafka.sh": {"install", "start", "stop", "status", "reset", "cluster"},
+    "scripts/postgres.sh": {"start", "stop", "status"},
+    "scripts/redis.sh": {"start", "stop", "status"},
+}
+CLUSTER_ACTIONS = {"start", "stop", "status", "bootstrap", "kill", "stop-broker", "start-broker", "reset"}
+
+
 def check_command(words: list[str]) -> None:
-    if words[0] == "scripts/airflow.sh":
-        assert words[1] in {"run", "up", "down", "env"}, f"scripts/airflow.sh {words[1]}"
+    if words[0] in SCRIPT_ACTIONS:
+        assert words[1] in SCRIPT_ACTIONS[words[0]], f"{words[0]} {words[1]}: not an action of the script"
         if words[1] == "run":
             check_airflow(words[2:])
+        if words[1] == "cluster":
+            assert words[2] in CLUSTER_ACTIONS, f"{words[0]} cluster {words[2]}: not an action of the script"
         return
     if words[0] in FILTERS:
         return
