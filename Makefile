@@ -55,10 +55,10 @@ docs: venv
 	$(PY) scripts/gen_docs.py
 
 # The whole test suite, after make lint, with the broker and PostgreSQL it needs (what CI runs).
-# Three workers, a test file each (the tests mostly wait on brokers, servers and subprocesses), the tests on the
-# three-broker cluster together on one; then, alone, the tests whose figures depend on the machine's load.
+# Three workers, a test file each (the tests mostly wait on brokers, servers and subprocesses); then, alone, the
+# tests whose figures depend on the machine's load.
 test: venv kafka-up postgres-up lint
-	$(PY) -m pytest -q -n 3 --dist loadgroup -m "not serial"
+	$(PY) -m pytest -q -n 3 --dist loadfile -m "not serial"
 	$(PY) -m pytest -q -m serial
 
 # The service-free tier (no broker, PostgreSQL or Airflow DB needed), in under a minute.

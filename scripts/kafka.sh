@@ -310,11 +310,16 @@ wait_nodes() {
   return 1
 }
 
-cluster_start() {
-  install
+# One starter at a time (test workers and make up-cluster may ask together): a node is never launched twice.
+lock_starts() {
   mkdir -p "$CLUSTER_HOME"
   exec 9>"$CLUSTER_HOME/.lock"
-  flock 9  # one starter at a time: test workers and make up-cluster may ask together
+  flock 9
+}
+
+cluster_start() {
+  install
+  lock_starts
   local n
   for n in $NODES; do
     if ! node_running "$n" && port_open "$(node_port "$n")"; then
@@ -330,6 +335,7 @@ cluster_start() {
 start_broker() {
   check_node "$1"
   install
+  lock_starts
   launch_node "$1"
   wait_nodes "$1"
   echo "kafka cluster: node $1 started on 127.0.0.1:$(node_port "$1"), pid $(node_pid "$1")"

@@ -35,17 +35,8 @@ SERIAL_HELPERS = frozenset({"measure_extraction"})
 """A test is serial when what it measures (a process's peak memory) depends on what else the machine runs."""
 
 
-CLUSTER_GROUP = "kafka-cluster"
-"""The xdist work unit of every test on the three-broker cluster: one worker runs them one after another, since
-one test's crashed node is every other's fault. Each other test file is a unit of its own (``--dist loadgroup``
-with a group per file is ``--dist loadfile`` plus this one group)."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        group = CLUSTER_GROUP if "kafka_cluster" in item.fixturenames else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))
         if INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)
         module_names = vars(item.module).keys() if item.module is not None else set()

@@ -32,6 +32,9 @@ BATCH_FRAMING_MARGIN = 512
 """Bytes kept free under the topic's max.message.bytes for record-batch and record headers."""
 TOPIC_POLL_S = 0.05
 """Between metadata requests while a topic is being created: a new topic gets its leaders within ~100 ms locally."""
+SHORTFALL_TIMEOUT_S = 2.0
+"""How long a failed run asks the cluster whether its ISRs are short: brokers that answer at all answer in
+milliseconds, and when none does (the broker is gone) the question must not add to the failure's bound."""
 BROKER_CONFIG_TIMEOUT_S = 10.0
 """At most this long (and never beyond ``metadata_timeout_s``) to read the broker's ``auto.create.topics.enable``."""
 TOPIC_REMEDIES = (
@@ -153,7 +156,7 @@ class KafkaTopics:
             "the brokers may still be creating it or electing leaders: the retry will look again"
         )
 
-    def replication_shortfall(self, topic: str, timeout_s: float) -> str | None:
+    def replication_shortfall(self, topic: str, timeout_s: float = SHORTFALL_TIMEOUT_S) -> str | None:
         """
         Why ``acks=all`` writes to ``topic`` are refused, when they are: partitions with fewer in-sync replicas
         than the topic's ``min.insync.replicas``, and the brokers this client still reaches. A producer only

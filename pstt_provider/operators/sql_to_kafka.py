@@ -399,7 +399,7 @@ class SqlToKafkaOperator(BaseOperator):
         """
         if type(err) is not DeliveryError:
             return err  # the too-large and not-authorized errors say their cause already
-        shortfall = kafka.topics().replication_shortfall(self.topic, self.metadata_timeout_s)
+        shortfall = kafka.topics().replication_shortfall(self.topic)
         return err if shortfall is None else NotEnoughReplicasError(f"{shortfall}; {err}")
 
     @contextmanager

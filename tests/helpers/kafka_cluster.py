@@ -3,20 +3,27 @@ The three-broker cluster of ``scripts/kafka.sh cluster``: where it listens, cras
 node, finding a partition's leader, and waiting until every replica is back in sync.
 
 Tests that crash nodes leave the cluster as they found it (``heal``): the next test sees three brokers, every
-partition with its three replicas in sync, so no test inherits a leader election or a replica catching up.
+partition with its three replicas in sync, so no test inherits a leader election or a replica catching up. And
+they have it to themselves (``exclusive``): a node one test crashes is a fault in every other test's run, whichever
+pytest worker or session runs it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from helpers import ROOT
 
 SCRIPT = ROOT / "scripts" / "kafka.sh"
 NODES = (1, 2, 3)
+LOCK = Path(os.environ.get("PSTT_KAFKA_CLUSTER_HOME", ROOT / ".cache" / "kafka-cluster")) / "tests.lock"
 
 PRODUCTION_SETTINGS: dict[str, Any] = {"acks": "all", "enable.idempotence": True, "compression.type": "lz4"}
 """What the seed asks of a production producer (KAFKA_ACKS=all, KAFKA_ENABLE_IDEMPOTENCE=true; lz4 of its codecs)."""
@@ -78,6 +85,14 @@ class KafkaCluster:
                     return
             time.sleep(0.5)
         raise TimeoutError(f"the cluster is not back in sync after {timeout_s:.0f} s: {lagging[:5]}")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The cluster to the caller alone, until it leaves: other pytest workers and sessions wait here."""
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with LOCK.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def heal(self) -> None:
         """Every node running again and every replica in sync: what a test that crashed nodes leaves behind."""

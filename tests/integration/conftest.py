@@ -9,7 +9,7 @@ The real services the integration tests run against, each made once and shared w
 - source tables of a test's own: ``new_pg_table`` in PostgreSQL, ``new_sqlite_source`` in a SQLite file;
 - private brokers a test may stop and restart;
 - the three-broker cluster (``kafka_cluster``), started once for the tests that ask for it, and ``cluster``, the
-  same healed after each test that crashes its nodes.
+  same to one test at a time and healed after each test that crashes its nodes.
 """
 
 from __future__ import annotations
@@ -54,16 +54,21 @@ def kafka_cluster() -> KafkaCluster:
     as the single broker is: another test session (a developer's, a helper's) may be using it.
     """
     cluster = KafkaCluster()
-    cluster.start()
-    cluster.wait_in_sync()
+    with cluster.exclusive():  # not while another worker's test has a node down on purpose
+        cluster.start()
+        cluster.wait_in_sync()
     return cluster
 
 
 @pytest.fixture
 def cluster(kafka_cluster: KafkaCluster) -> Iterator[KafkaCluster]:
-    """The cluster for a test that crashes or stops its nodes: every node up and every replica in sync after it."""
-    yield kafka_cluster
-    kafka_cluster.heal()
+    """
+    The cluster for a test that crashes or stops its nodes: the test has it to itself (other workers' cluster
+    tests wait), and leaves every node up and every replica in sync.
+    """
+    with kafka_cluster.exclusive():
+        yield kafka_cluster
+        kafka_cluster.heal()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ to cross each of the seed's thresholds, with the real local broker behind ``kafk
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
@@ -215,7 +216,8 @@ def test_summaries_the_api_server_never_stored_are_a_warning_not_silently_missin
     assert code == 1, report
     writer = next(check for check in report["checks"] if check["name"] == "metrics writer")
     assert writer["level"] == "warning"
-    assert writer["message"].startswith("tries' summaries waiting in Airflow Variables: 1, the oldest for 20 min;")
+    # 20 min when written; 21 when the machine took over a minute to get here
+    assert re.match(r"tries' summaries waiting in Airflow Variables: 1, the oldest for 2[01] min;", writer["message"])
     assert "is the Airflow API server running?" in writer["message"]
     assert report["metrics"]["runs"] == 1  # pstt health reads the store only: it never writes it
 
