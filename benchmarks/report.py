@@ -418,7 +418,7 @@ def performance_doc(document: dict[str, Any]) -> str:
         "(batch_size=100), same serialisation. kafka-python-ng has no idempotent producer; acks, linger and "
         "compression match.",
         "- `pstt_seed_spec`: `pstt_at_least_once` with the seed job's `kafka_config` "
-        "(tests/fixtures/specs/seed/export_cdg_tracce.json) read by the DAG factory's model: key, include_metadata, "
+        "(tests/fixtures/specs/seed/export_cdg_tracce.json) read by the DAG factory's model: key, metadata, "
         "delivery, null_key and producer_config as the factory passes them (its batch_size is accepted and unused).",
         "- `pstt_parallel_2`, `pstt_parallel_4`: a parallel run as a DAG makes it: `SplitRangesOperator` plans 2 or 4 "
         "ranges of TRACE_ID (BARCODE, the key, is text, which a split cannot divide), then one "

@@ -186,7 +186,7 @@ def pstt_exactly_once_checkpointed(job: Job) -> Outcome:
 def pstt_seed_spec(job: Job) -> Outcome:
     """
     pstt_at_least_once with the seed job's kafka_config as the DAG factory reads it (its model, its defaults):
-    key, include_metadata, delivery, null_key and producer_config. Its batch_size (100) is accepted and unused by
+    key, metadata, delivery, null_key and producer_config. Its batch_size (100) is accepted and unused by
     the factory, so the run differs from pstt_at_least_once only where the spec's values do.
     """
     from pstt_provider.factory.models import KafkaConfig
@@ -194,7 +194,7 @@ def pstt_seed_spec(job: Job) -> Outcome:
     kafka = KafkaConfig.model_validate(json.loads(SEED_SPEC.read_text())["kafka_config"])
     arguments = {
         "message_key_field": kafka.message_key_field,
-        "include_metadata": kafka.include_metadata,
+        "metadata": kafka.metadata,
         "null_key": kafka.null_key,
         "producer_config": kafka.producer_config,
     }

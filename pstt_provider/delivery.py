@@ -35,6 +35,11 @@ QUEUE_FULL_WAIT_S = 0.1
 FLUSH_STEP_S = 0.01
 """The final flush waits in steps this long, so the messages it waits for get their latency to 10 ms."""
 FAILURE_ONLY_REPORTS = {"delivery.report.only.error": True}
+ANY_PARTITION = -1
+NOW = 0
+"""``produce``'s positional ``partition`` and ``timestamp`` defaults: the partitioner picks, the producer stamps.
+Headers follow them (``produce(topic, value, key, ANY_PARTITION, None, None, NOW, headers)``, the two Nones the
+callbacks, so the producer's own reports failures), because keyword arguments cost a dict per message."""
 DEAD_LETTER_ERROR_HEADER = "pstt-error"
 DEAD_LETTER_TOPIC_HEADER = "pstt-source-topic"
 DEAD_LETTER_SIZE_HEADER = "pstt-value-bytes"
@@ -180,6 +185,9 @@ class BulkSender:
     to the dead-letter topic through a producer made from ``dead_letter_config`` at the first such row: a
     separate, non-transactional producer with its own limits, so the row fits there though it did not fit the
     main topic.
+
+    ``headers`` go with every message, dead letters included: one list for the run, passed to every ``produce``
+    as it is (positionally, see :data:`NOW`).
     """
 
     def __init__(
@@ -189,14 +197,15 @@ class BulkSender:
         *,
         dead_letter_topic: str | None = None,
         dead_letter_config: dict[str, Any] | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         self.tracker = DeliveryTracker()
         self.producer = Producer({**config, **FAILURE_ONLY_REPORTS, "on_delivery": self.tracker.on_failure})
         self.topic = topic
         self.dead_letter_topic = dead_letter_topic
+        self.headers: list[tuple[str, str | bytes | None]] = list(headers)
         self._dead_letter_config = dead_letter_config
         self._dead_letter_producer: Producer | None = None
-        self._produce = self.producer.produce
         self._timeline = AcknowledgementTimeline(self.tracker.latency)
 
     def send_batch(self, keys: Sequence[str | None], values: Sequence[bytes]) -> None:
@@ -207,13 +216,13 @@ class BulkSender:
         A fetch's worth of messages at a time: the per-message work is one ``produce`` call; messages and
         bytes are counted per run of queued messages.
         """
-        produce, topic = self._produce, self.topic
+        produce, topic, headers = self.producer.produce, self.topic, self.headers or None
         counted = 0
         for start in range(0, len(values), CHECKPOINT_EVERY):
             end = min(start + CHECKPOINT_EVERY, len(values))
             for index in range(start, end):
                 try:
-                    produce(topic, values[index], keys[index])
+                    produce(topic, values[index], keys[index], ANY_PARTITION, None, None, NOW, headers)
                 except (BufferError, KafkaException):
                     # Count what is queued before waiting or raising, so the account stays exact.
                     self._count_queued(keys, values, counted, index)
@@ -231,7 +240,7 @@ class BulkSender:
         """The queue is full or the row too large: wait for space, or divert it. True if it went to the topic."""
         while True:
             try:
-                self._produce(self.topic, value, key)
+                self.producer.produce(self.topic, value, key, ANY_PARTITION, None, None, NOW, self.headers or None)
                 return True
             except BufferError:
                 self.producer.poll(QUEUE_FULL_WAIT_S)
@@ -267,6 +276,7 @@ class BulkSender:
             (DEAD_LETTER_ERROR_HEADER, f"too large for {self.topic}: {reason}".encode()),
             (DEAD_LETTER_TOPIC_HEADER, self.topic.encode()),
             (DEAD_LETTER_SIZE_HEADER, str(len(value)).encode()),
+            *self.headers,
         ]
         while True:
             try:

@@ -5,7 +5,8 @@ orjson writes str, int, float, bool, None, datetime/date/time (RFC 3339, with th
 carries one) and UUID natively; ``_encode_other`` covers what it cannot: ``Decimal`` as an exact JSON
 number (``orjson.Fragment`` of its digits, so NUMBER(38,10) never passes through a float), binary as
 base64, intervals as ISO 8601 durations. The metadata half of the envelope is serialized once per run and
-spliced in, so a row costs one ``orjson.dumps`` of its own columns.
+spliced in, so a row costs one ``orjson.dumps`` of its own columns; as headers (``metadata_headers``) it is
+likewise one list per run, the value then the row alone.
 
 JSON has no NaN or Infinity and orjson writes such a float as ``null``, which a consumer cannot tell from SQL NULL.
 They go out as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, as non-finite numerics do, also inside
@@ -19,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -27,6 +28,10 @@ from pstt_provider.exceptions import RowEncodingError
 
 SCHEMA_VERSION = "1.0"
 SYSTEM = "pstt-provider"
+MetadataMode = Literal["envelope", "headers", "none"]
+"""Where a run's metadata goes: around each row (``{"data", "metadata"}``), into each message's headers, nowhere."""
+METADATA_MODES: tuple[str, ...] = get_args(MetadataMode)
+METADATA_HEADER_PREFIX = "pstt-"
 
 
 def _encode_other(value: Any) -> Any:
@@ -142,6 +147,20 @@ def build_metadata(
         "extracted_at": extracted_at.astimezone(dt.UTC).isoformat(),
         **extra,
     }
+
+
+def metadata_headers(metadata: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """
+    ``metadata`` as Kafka headers, one per field: ``run_id`` becomes ``pstt-run-id``, its value UTF-8 text (JSON
+    for a value that is not a string). Built once per run: every message carries the same list.
+    """
+    return [
+        (
+            METADATA_HEADER_PREFIX + name.replace("_", "-"),
+            value.encode() if isinstance(value, str) else dumps(value),
+        )
+        for name, value in metadata.items()
+    ]
 
 
 def compile_row_encoder(

@@ -138,6 +138,13 @@ def _position_text(view: SimpleNamespace) -> str:
     )
 
 
+_METADATA_TEXT = {
+    "envelope": 'envelope (value {"data": row, "metadata": {...}})',
+    "headers": "headers (value the row alone, metadata as pstt-* headers)",
+    "none": "none (value the row alone)",
+}
+
+
 def _print_text(description: dict[str, Any]) -> None:
     view = SimpleNamespace(**description)
     notifications = view.notifications
@@ -155,6 +162,7 @@ def _print_text(description: dict[str, Any]) -> None:
         f"  delivery:   {view.delivery}, NULL keys: {view.null_key}, too-large rows to: "
         f"{view.dead_letter_topic or 'none (the task fails)'}, producer overrides: {view.producer_config or 'none'}"
     )
+    print(f"  metadata:   {_METADATA_TEXT[view.metadata]}")
     print(f"  position:   {_position_text(view)}")
     print(
         f"  retries:    {view.retries} every {view.retry_delay_seconds:g} s, "

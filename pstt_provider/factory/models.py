@@ -34,6 +34,7 @@ from pstt_provider.factory.fields import (
 )
 from pstt_provider.factory.problems import rule_error
 from pstt_provider.ordered_read import OrderedReadError, ordering
+from pstt_provider.serialization import METADATA_MODES, MetadataMode
 from pstt_provider.splitting import MAX_PARTITIONS
 
 CRON_PRESETS = {
@@ -102,7 +103,15 @@ class KafkaConfig(_Strict):
         "follow the database (the connection's type); tune the producer with producer_config "
         "(batch.num.messages, linger.ms)",
     )
-    include_metadata: bool = Field(True, description="wrap each row as {data, metadata}; false sends the row alone")
+    metadata: MetadataMode = Field(
+        "envelope",
+        description="where the run's metadata (dag_id, run_id, task_id, query, extracted_at, ...) goes: envelope wraps "
+        "each row as {data, metadata}; headers sends the row alone with each field as a pstt-<field> header "
+        "(pstt-run-id); none sends the row alone",
+    )
+    include_metadata: bool | None = Field(
+        None, description="PSTT Tool's spelling of metadata: true = envelope, false = none; must agree with metadata"
+    )
     connection_name: ConnId = Field("default", description='Airflow Kafka connection id; "default" means kafka_default')
     delivery: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="exactly_once uses Kafka transactions (no duplicates for read_committed readers)"
@@ -121,6 +130,22 @@ class KafkaConfig(_Strict):
         description="librdkafka tuning properties (batching, compression, acks, retries, timeouts, sizes) for this "
         "job; addressing and security come from the connection only (see the allowed list)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_metadata(cls, data: Any) -> Any:
+        """``include_metadata`` given decides ``metadata``; both given must say the same."""
+        if not isinstance(data, dict) or type(included := data.get("include_metadata")) is not bool:
+            return data  # not a mapping, or no (valid) include_metadata: the fields' own checks speak
+        implied = "envelope" if included else "none"
+        given = data.get("metadata", implied)
+        if given in METADATA_MODES and given != implied:
+            raise rule_error(
+                "metadata",
+                f"include_metadata {str(included).lower()} means metadata {implied!r}, but metadata is {given!r}; "
+                "keep one of the two fields",
+            )
+        return {**data, "metadata": given}
 
     @field_validator("message_key_field")
     @classmethod
@@ -328,6 +353,7 @@ def check_cron(expression: str) -> str:
 class KafkaDefaults(_Strict):
     connection_name: ConnId | None = None
     batch_size: int | None = Field(None, gt=0, le=1_000_000)
+    metadata: MetadataMode | None = None
     include_metadata: bool | None = None
     delivery: Literal["at_least_once", "exactly_once"] | None = None
     null_key: Literal["fail", "null", "skip"] | None = None

@@ -90,7 +90,7 @@ TASK_ARGUMENTS: tuple[TaskArgument, ...] = (
     TaskArgument("parameters", "parameters", lambda config: dict(config.parameters), show=dict),
     _kafka("topic"),
     _kafka("message_key_field"),
-    _kafka("include_metadata"),
+    _kafka("metadata"),
     TaskArgument(
         "kafka_config_id",
         "kafka_config.connection_name",

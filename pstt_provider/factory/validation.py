@@ -156,8 +156,8 @@ class Validator:
                         ),
                     ]
                 )
-            merged = loader.merge(merged, defaults)
-        merged = loader.merge(merged, raw)
+            merged = _layered(merged, defaults)
+        merged = _layered(merged, raw)
         try:
             spec = JobSpec.model_validate(merged)
         except ValidationError as err:
@@ -254,3 +254,18 @@ def _sql_files(folder: Path) -> list[str]:
         return [str(path.relative_to(folder)) for path in folder.rglob("*.sql")]
     except OSError:
         return []
+
+
+_METADATA_SPELLINGS = ("metadata", "include_metadata")
+
+
+def _layered(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``layer`` over ``base``; a layer that says where the metadata goes, in either spelling, replaces both beneath
+    it: a spec's ``metadata: headers`` wins over its folder's ``include_metadata: true`` instead of contradicting it.
+    """
+    kafka = layer.get("kafka_config")
+    below = base.get("kafka_config")
+    if isinstance(kafka, dict) and isinstance(below, dict) and any(name in kafka for name in _METADATA_SPELLINGS):
+        base = {**base, "kafka_config": {k: v for k, v in below.items() if k not in _METADATA_SPELLINGS}}
+    return loader.merge(base, layer)

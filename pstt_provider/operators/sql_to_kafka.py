@@ -49,7 +49,7 @@ from pstt_provider.job_state import DEFAULT_STATE_TOPIC, StateTopic, state_key
 from pstt_provider.ordered_read import Incremental, ReadPlan, columns_query, ordering
 from pstt_provider.publisher import NULL_KEY_POLICIES, NullKeyPolicy, RowPublisher
 from pstt_provider.query_file import QueryFile
-from pstt_provider.serialization import build_metadata
+from pstt_provider.serialization import METADATA_MODES, MetadataMode, build_metadata, metadata_headers
 from pstt_provider.splitting import SplitRange
 from pstt_provider.streaming import ResultStream, open_result, read_only_session, result_columns
 from pstt_provider.summary import MAX_ERRORS, XCOM_KEY, DeliverySummary
@@ -94,7 +94,11 @@ class SqlToKafkaOperator(BaseOperator):
         optional (``--Opzionale``) parameter left empty binds NULL, a required one left empty fails the task.
     :param batch_size: rows fetched per round trip (``fetchmany``, Oracle ``arraysize``, PostgreSQL server-side
         cursor); None: the database's own fetch size (5,000 rows, Oracle 10,000), which is what runs fastest.
-    :param include_metadata: ``{"data": row, "metadata": {...}}`` as the value; False: the row object alone.
+    :param metadata: where the run's metadata (dag_id, run_id, task_id, query, extracted_at, ...) goes:
+        ``envelope``, the value is ``{"data": row, "metadata": {...}}``; ``headers``, the value is the row object and
+        each field a UTF-8 header ``pstt-<field>`` (``pstt-run-id``), on dead letters too; ``none``, the row alone.
+    :param include_metadata: the older spelling of ``metadata``: True is ``envelope``, False ``none``; None (the
+        default) leaves ``metadata`` to say. Given with a ``metadata`` other than the default, the two must agree.
     :param kafka_config_id: the Airflow Kafka connection (extra = librdkafka config).
     :param delivery: ``at_least_once`` or ``exactly_once`` (one Kafka transaction per attempt).
     :param producer_config: librdkafka settings over the connection's, for this task.
@@ -144,7 +148,8 @@ class SqlToKafkaOperator(BaseOperator):
         sql_file: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         batch_size: int | None = None,
-        include_metadata: bool = True,
+        metadata: MetadataMode = "envelope",
+        include_metadata: bool | None = None,
         kafka_config_id: str = "kafka_default",
         delivery: Delivery = "at_least_once",
         producer_config: Mapping[str, Any] | None = None,
@@ -176,6 +181,7 @@ class SqlToKafkaOperator(BaseOperator):
             raise ValueError(
                 f"{self.task_id}: null_key must be one of {', '.join(NULL_KEY_POLICIES)}, not {null_key!r}"
             )
+        self.metadata = _metadata_mode(self.task_id, metadata, include_metadata)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"{self.task_id}: batch_size must be at least 1, not {batch_size}")
         if topic_config is not None and (unknown := sorted(set(topic_config) - TOPIC_CONFIG_KEYS)):
@@ -198,7 +204,6 @@ class SqlToKafkaOperator(BaseOperator):
         self.sql_file = sql_file
         self.parameters = dict(parameters or {})
         self.batch_size = batch_size
-        self.include_metadata = include_metadata
         self.kafka_config_id = kafka_config_id
         self.delivery = delivery
         self.producer_config = dict(producer_config or {})
@@ -233,10 +238,19 @@ class SqlToKafkaOperator(BaseOperator):
                     query.source,
                     ", ".join(f"{k}={v!r}" for k, v in parameters.items()) or "no parameters",
                 )
-                publisher, session = self._prepare(kafka, ti)
+                metadata = build_metadata(
+                    dag_id=ti.dag_id,
+                    run_id=ti.run_id,
+                    task_id=ti.task_id,
+                    query=self.query_name,
+                    extracted_at=started_at,
+                )
+                headers = metadata_headers(metadata) if self.metadata == "headers" else []
+                publisher, session = self._prepare(kafka, ti, headers)
                 keeper = self._keeper(kafka, publisher, session, ti)
                 try:
-                    self._publish(query, parameters, publisher, session, keeper, ti, started_at)
+                    envelope = metadata if self.metadata == "envelope" else None
+                    self._publish(query, parameters, publisher, session, keeper, envelope)
                 except DeliveryError as err:
                     raise self._explained(kafka, err) from err.__cause__
             except (query_file.QueryFileError, ordered_read.OrderedReadError) as err:
@@ -262,10 +276,13 @@ class SqlToKafkaOperator(BaseOperator):
         )
         return result
 
-    def _prepare(self, kafka: PsttKafkaHook, ti: Any) -> tuple[RowPublisher, ExactlyOnceSession | None]:
+    def _prepare(
+        self, kafka: PsttKafkaHook, ti: Any, headers: Sequence[tuple[str, bytes]]
+    ) -> tuple[RowPublisher, ExactlyOnceSession | None]:
         """
         Everything the rows need before the query runs, failing fast: a broker that answers, topics that can be
-        written, producers fitted to them, and for exactly_once the session of this attempt.
+        written, producers fitted to them (``headers`` on every message), and for exactly_once the session of this
+        attempt.
         """
         overrides = dict(self.producer_config)
         exactly_once = self.delivery == "exactly_once"
@@ -296,7 +313,11 @@ class SqlToKafkaOperator(BaseOperator):
             fitted = topics.fit(self.dead_letter_topic, plain, self.metadata_timeout_s, allow_larger=True)
             dead_letter_config = kafka.producer_config(fitted)
         sender = BulkSender(
-            config, self.topic, dead_letter_topic=self.dead_letter_topic, dead_letter_config=dead_letter_config
+            config,
+            self.topic,
+            dead_letter_topic=self.dead_letter_topic,
+            dead_letter_config=dead_letter_config,
+            headers=headers,
         )
         publisher = RowPublisher(
             sender=sender,
@@ -358,27 +379,18 @@ class SqlToKafkaOperator(BaseOperator):
         publisher: RowPublisher,
         session: ExactlyOnceSession | None,
         keeper: PositionKeeper | None,
-        ti: Any,
-        started_at: dt.datetime,
+        envelope: Mapping[str, Any] | None,
     ) -> None:
+        """The rows as messages, each wrapped with ``envelope`` as its metadata unless that is None."""
         with session if session is not None else nullcontext():
             if session is not None and not session.publishing:
                 return  # the run already committed (the session said so in the log)
             plan = self._plan(keeper)
-            metadata = None
-            if self.include_metadata:
-                metadata = build_metadata(
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    task_id=ti.task_id,
-                    query=self.query_name,
-                    extracted_at=started_at,
-                )
             try:
                 with self._rows(query, parameters, plan) as result:
                     if keeper is not None:
                         keeper.attach(result)
-                    publisher.publish(result, metadata, on_batch=_after_batch(keeper, session))
+                    publisher.publish(result, envelope, on_batch=_after_batch(keeper, session))
                 publisher.finish()
                 if keeper is not None:
                     keeper.finish()
@@ -491,6 +503,21 @@ class SqlToKafkaOperator(BaseOperator):
         except Exception as err:  # outside a task runner (tests calling execute) there is no API to write to
             self.log.warning("Could not keep this try's delivery summary for the metrics (%s)", err)
         return result
+
+
+def _metadata_mode(task_id: str, metadata: MetadataMode, include_metadata: bool | None) -> MetadataMode:
+    """``metadata``, or what the older ``include_metadata`` says when ``metadata`` is left at its default."""
+    if metadata not in METADATA_MODES:
+        raise ValueError(f"{task_id}: metadata must be one of {', '.join(METADATA_MODES)}, not {metadata!r}")
+    if include_metadata is None:
+        return metadata
+    implied: MetadataMode = "envelope" if include_metadata else "none"
+    if metadata not in ("envelope", implied):
+        raise ValueError(
+            f"{task_id}: include_metadata={include_metadata} means metadata={implied!r}, but metadata={metadata!r} "
+            "was given; pass metadata alone"
+        )
+    return implied
 
 
 def _after_batch(

@@ -56,7 +56,18 @@ class StubProducer:
         self.full_waits = 0
         StubProducer.made.append(self)
 
-    def produce(self, topic: str, value: bytes, key: str | None = None, headers: Any = None, on_delivery: Any = None):
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | None = None,
+        partition: int = -1,
+        callback: Any = None,
+        on_delivery: Any = None,
+        timestamp: int = 0,
+        headers: Any = None,
+    ):
+        """``Producer.produce``'s own parameters, in its order: the sender passes them positionally."""
         if len(value) > self.max_bytes:
             raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
         if len(self.queued) >= self.capacity:

@@ -55,7 +55,7 @@ def test_the_seed_spec_becomes_the_expected_dag(tmp_path: Path) -> None:
     )
     # The seed's kafka_config.batch_size (100) is accepted but no longer throttles the fetch: the operator's own.
     assert task.batch_size == inspect.signature(SqlToKafkaOperator).parameters["batch_size"].default
-    assert task.include_metadata is True
+    assert task.metadata == "envelope"
     [notifier] = task.on_failure_callback
     assert notifier.to == ["admin@example.com", "kafka-team@example.com"]
     assert task.on_success_callback == []

@@ -235,6 +235,15 @@ def test_folder_defaults_fill_in_and_specs_override(jobs: Path) -> None:
     assert overridden.spec.kafka_config.kafka_conn_id == "kafka_default"
 
 
+def test_a_specs_metadata_setting_replaces_its_folders_in_either_spelling(jobs: Path) -> None:
+    write(jobs, "_defaults.json", {"kafka_config": {"include_metadata": False}})
+    own = demo(kafka_config__include_metadata=_DELETE)
+    own["kafka_config"]["metadata"] = "headers"
+    assert validator(jobs).validate(write(jobs, "own.json", own)).spec.kafka_config.metadata == "headers"
+    inherited = validator(jobs).validate(write(jobs, "inherited.json", demo(kafka_config__include_metadata=_DELETE)))
+    assert inherited.spec.kafka_config.metadata == "none"
+
+
 def test_a_bad_defaults_file_is_reported_against_itself(jobs: Path) -> None:
     write(jobs, "_defaults.json", {"timezon": "Europe/Rome"})
     found = problems_of(jobs, demo())
