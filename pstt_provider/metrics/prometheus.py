@@ -66,10 +66,16 @@ class DeliveryRunsCollector(Collector):
             "pstt_kafka_delivery_latency_seconds", "Produce-to-acknowledgement latency", labels=["topic"]
         )
         up = GaugeMetricFamily("pstt_kafka_connection_up", "1 when the Kafka connection answers", labels=["conn_id"])
+        last_success = GaugeMetricFamily(
+            "pstt_kafka_last_success_timestamp_seconds",
+            "When the latest successful delivery task try ended (Unix time)",
+            labels=["dag_id", "topic"],
+        )
 
         by_dag_topic: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         by_state: dict[tuple[str, str, str], int] = defaultdict(int)
         by_topic: dict[str, LatencyHistogram] = defaultdict(LatencyHistogram)
+        succeeded: dict[tuple[str, str], float] = {}
         for run in self._load_runs():
             counts = by_dag_topic[(run.dag_id, run.topic)]
             counts[0] += run.messages_sent
@@ -79,6 +85,9 @@ class DeliveryRunsCollector(Collector):
             counts[4] += run.messages_aborted
             by_state[(run.dag_id, run.topic, run.state)] += 1
             by_topic[run.topic].merge(run.latency)
+            if run.state == "success":
+                ended = run.finished_at.timestamp()
+                succeeded[(run.dag_id, run.topic)] = max(ended, succeeded.get((run.dag_id, run.topic), ended))
         for (dag_id, topic), (n_sent, n_failed, n_bytes, n_dead, n_aborted) in sorted(by_dag_topic.items()):
             sent.add_metric([dag_id, topic], n_sent)
             failed.add_metric([dag_id, topic], n_failed)
@@ -89,9 +98,11 @@ class DeliveryRunsCollector(Collector):
             tries.add_metric(list(labels), count)
         for topic, histogram in sorted(by_topic.items()):
             latency.add_metric([topic], prometheus_buckets(histogram), histogram.sum_ms / 1000)
+        for (dag_id, topic), ended in sorted(succeeded.items()):
+            last_success.add_metric([dag_id, topic], ended)
         for health in self._load_health():
             up.add_metric([health.conn_id], 1.0 if health.reachable else 0.0)
-        yield from (sent, failed, size, dead, aborted, tries, latency, up)
+        yield from (sent, failed, size, dead, aborted, tries, latency, up, last_success)
 
 
 def exposition(

@@ -215,7 +215,7 @@ def test_the_tokenizer_reads_metric_names_and_labels_past_functions_matchers_ran
     assert variable.labels == {"dag_id", "topic"}
 
 
-def test_the_dashboard_charts_sent_failed_latency_tries_and_connections(dashboard):
+def test_the_dashboard_charts_sent_failed_latency_tries_connections_and_last_success(dashboard):
     used = {selector.metric for query in queries(dashboard) for selector in query.selectors}
     assert used == {
         "pstt_kafka_messages_sent_total",
@@ -223,6 +223,7 @@ def test_the_dashboard_charts_sent_failed_latency_tries_and_connections(dashboar
         "pstt_kafka_delivery_latency_seconds_bucket",
         "pstt_kafka_runs_total",
         "pstt_kafka_connection_up",
+        "pstt_kafka_last_success_timestamp_seconds",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -87,3 +88,15 @@ def test_dead_lettered_and_aborted_messages_are_counted_by_dag_and_topic():
     a = (("dag_id", "d1"), ("topic", "a"))
     assert values[("pstt_kafka_messages_dead_lettered_total", a)] == 3
     assert values[("pstt_kafka_messages_aborted_total", a)] == 40
+
+
+def test_last_success_is_when_the_latest_successful_try_ended_and_failed_tries_do_not_move_it():
+    older = run("d1", "a", 3, 0, [])
+    newer = replace(run("d1", "a", 3, 0, []), finished_at=FINISHED + timedelta(hours=1))
+    failed_later = replace(run("d1", "a", 0, 3, []), finished_at=FINISHED + timedelta(hours=2))
+    never_succeeded = run("d2", "b", 0, 1, [])
+
+    values = samples(exposition(lambda: [newer, older, failed_later, never_succeeded], lambda: []))
+
+    last = {labels: value for (name, labels), value in values.items() if name.startswith("pstt_kafka_last_success")}
+    assert last == {(("dag_id", "d1"), ("topic", "a")): (FINISHED + timedelta(hours=1)).timestamp()}
