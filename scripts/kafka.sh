@@ -41,6 +41,16 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
+# After a TERM: up to 60 s for the broker's controlled shutdown, then KILL.
+wait_gone() {
+  local pid=$1
+  for _ in $(seq 1 120); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 install() {
   local stamp
   stamp=$(sha256sum "$POM" | cut -c1-16)
@@ -82,6 +92,22 @@ logger.server.level=INFO
 CFG
 }
 
+# The settings of the broker's internal topics (offsets, transactions, share groups): replication factor, min ISR,
+# partitions; and what both the single broker and the cluster set alike.
+internal_topics() {
+  cat <<CFG
+offsets.topic.replication.factor=$1
+offsets.topic.num.partitions=$3
+transaction.state.log.replication.factor=$1
+transaction.state.log.min.isr=$2
+transaction.state.log.num.partitions=$3
+share.coordinator.state.topic.replication.factor=$1
+share.coordinator.state.topic.min.isr=$2
+group.initial.rebalance.delay.ms=0
+log.flush.interval.messages=9223372036854775807
+CFG
+}
+
 write_config() {
   cat >"$HOME_DIR/server.properties" <<CFG
 process.roles=broker,controller
@@ -102,15 +128,7 @@ ssl.key.password=$TLS_PASSWORD
 log.dirs=$DATA
 num.partitions=1
 auto.create.topics.enable=$AUTO_CREATE_TOPICS
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-log.flush.interval.messages=9223372036854775807
+$(internal_topics 1 1 1)
 CFG
   if [ -n "$TRANSACTION_MAX_TIMEOUT_MS" ]; then
     echo "transaction.max.timeout.ms=$TRANSACTION_MAX_TIMEOUT_MS" >>"$HOME_DIR/server.properties"
@@ -179,11 +197,7 @@ stop() {
   local pid
   pid=$(cat "$PIDFILE")
   kill "$pid"
-  for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  kill -9 "$pid" 2>/dev/null || true
+  wait_gone "$pid"
   rm -f "$PIDFILE"
   echo "kafka: stopped"
 }
@@ -245,15 +259,7 @@ default.replication.factor=3
 min.insync.replicas=2
 unclean.leader.election.enable=false
 auto.create.topics.enable=true
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
-group.initial.rebalance.delay.ms=0
-log.flush.interval.messages=9223372036854775807
+$(internal_topics 3 2 3)
 CFG
   write_log_config "$dir"
 }
@@ -360,11 +366,7 @@ stop_broker() {
   local pid
   pid=$(node_pid "$1")
   kill "$pid"
-  for _ in $(seq 1 120); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  kill -9 "$pid" 2>/dev/null || true
+  wait_gone "$pid"
   echo "kafka cluster: node $1 stopped"
 }
 
@@ -375,11 +377,7 @@ cluster_stop() {
   done
   for n in $NODES; do
     pid=$(node_pid "$n") || continue
-    for _ in $(seq 1 120); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -9 "$pid" 2>/dev/null || true
+    wait_gone "$pid"
     rm -f "$(node_dir "$n")/broker.pid"
   done
   echo "kafka cluster: stopped"

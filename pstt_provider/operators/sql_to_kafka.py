@@ -252,7 +252,10 @@ class SqlToKafkaOperator(BaseOperator):
                     envelope = metadata if self.metadata == "envelope" else None
                     self._publish(query, parameters, publisher, session, keeper, envelope)
                 except DeliveryError as err:
-                    raise self._explained(kafka, err) from err.__cause__
+                    explained = self._explained(kafka, err)
+                    if explained is err:
+                        raise
+                    raise explained from err
             except (query_file.QueryFileError, ordered_read.OrderedReadError) as err:
                 # Parsing stays free of Airflow (pstt validate); at task time the same error must not be retried.
                 raise at_task_time(err) from None

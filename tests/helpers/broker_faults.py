@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from helpers.kafka import PrivateBroker
 
@@ -72,30 +72,49 @@ def slowed_query(table: str, columns: str, gate: Gate, pause_every: int = 500, p
     )
 
 
+class Watermarks:
+    """
+    High watermarks (open transactions included) through one consumer. It keeps asking the leader it first found
+    until its next metadata refresh (minutes), so a wait across a leader change needs a new one per look.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"watch-{uuid.uuid4().hex}",
+                "isolation.level": "read_uncommitted",  # the high watermark, open transactions included
+                "logger": QUIET,
+            }
+        )
+
+    def __enter__(self) -> Watermarks:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._consumer.close()
+
+    def partitions(self, topic: str) -> list[int]:
+        return list(self._consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+
+    def high(self, topic: str, partition: int) -> int:
+        """The partition's end; -1 while it has no leader to ask."""
+        try:
+            return self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+        except KafkaException:
+            return -1
+
+
 def wait_for_messages(bootstrap: str, topic: str, count: int, timeout_s: float = 120.0) -> None:
-    """Until ``topic``'s partitions hold ``count`` messages together (high watermarks: open transactions count)."""
-    watcher = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"watch-{uuid.uuid4().hex}",
-            "isolation.level": "read_uncommitted",  # the high watermark, open transactions included
-            "logger": QUIET,
-        }
-    )
-    try:
-        partitions = list(watcher.list_topics(topic, timeout=30).topics[topic].partitions)
+    """Until ``topic``'s partitions hold ``count`` messages together."""
+    with Watermarks(bootstrap) as watermarks:
+        partitions = watermarks.partitions(topic)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            held = 0
-            for partition in partitions:
-                _low, high = watcher.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                held += high
-            if held >= count:
+            if sum(max(watermarks.high(topic, partition), 0) for partition in partitions) >= count:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"{topic} never reached {count} messages")
-    finally:
-        watcher.close()
 
 
 class FaultAt(threading.Thread):

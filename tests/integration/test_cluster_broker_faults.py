@@ -18,8 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from helpers.broker_faults import QUIET, FaultAt, Gate, numbered_keys, numbered_table, slowed_query
+from helpers.broker_faults import FaultAt, Gate, Watermarks, numbered_keys, numbered_table, slowed_query
 from helpers.kafka import consume_all, new_topic
 from helpers.kafka_cluster import NODES, KafkaCluster
 from helpers.operator_context import RecordingTaskInstance, context_for, retry_of
@@ -78,24 +77,6 @@ def keys_read_back(cluster: KafkaCluster, topic: str) -> Counter[bytes]:
     return Counter(record.key for record in records)
 
 
-def high_watermark(bootstrap: str, topic: str, partition: int) -> int:
-    """The partition's end; -1 while it has no leader to ask."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "watermarks",
-            "isolation.level": "read_uncommitted",
-            "logger": QUIET,
-        }
-    )
-    try:
-        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
-    except KafkaException:
-        return -1
-    finally:
-        consumer.close()
-
-
 @pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
 def test_leader_crash_mid_run_fails_over_without_a_retry_and_delivers_each_key_once(
     cluster: KafkaCluster,
@@ -109,11 +90,15 @@ def test_leader_crash_mid_run_fails_over_without_a_retry_and_delivers_each_key_o
     leader = cluster.leader(topic, 0)
     paused: dict[str, float] = {}
 
+    def partition_end() -> int:
+        with Watermarks(cluster.bootstrap) as watermarks:  # a new one per look: it finds the new leader
+            return watermarks.high(topic, 0)
+
     def crash_leader() -> None:
-        before = high_watermark(cluster.bootstrap, topic, 0)
+        before = partition_end()
         killed_at = time.monotonic()
         cluster.kill(leader)
-        while high_watermark(cluster.bootstrap, topic, 0) <= before:
+        while partition_end() <= before:
             assert time.monotonic() - killed_at < 120, "partition 0 took no write for 120 s after its leader died"
             time.sleep(0.1)
         paused["failover_s"] = time.monotonic() - killed_at

@@ -237,3 +237,28 @@ def test_dead_letters_the_dead_letter_topic_refuses_are_failures_of_the_run():
         sender.send_batch(["big"], [b"B" * 500])
 
     assert (sender.tracker.diverted, sender.tracker.dead_lettered, sender.tracker.dead_letter_failed) == (1, 0, 1)
+
+
+def test_every_message_and_dead_letter_carries_the_run_s_header_list():
+    headers = [("pstt-run-id", b"r"), ("pstt-query", b"q")]
+    sender = BulkSender(
+        {"message.max.bytes": 100}, "t", dead_letter_topic="t-dlq", dead_letter_config={}, headers=headers
+    )
+
+    sender.send_batch(["a", "big", "b"], [b"1", b"B" * 500, b"2"])
+    sender.finish(5)
+
+    main, dead_letters = StubProducer.made
+    assert [(message.key(), message.headers()) for message in main.delivered] == [(b"a", headers), (b"b", headers)]
+    [dead_letter] = dead_letters.delivered
+    names = [name for name, _ in dead_letter.headers()]
+    assert names[:3] == ["pstt-error", "pstt-source-topic", "pstt-value-bytes"]
+    assert dead_letter.headers()[3:] == headers
+
+
+def test_without_headers_produce_gets_none():
+    sender = BulkSender({}, "t")
+    sender.send_batch(["a"], [b"1"])
+    sender.finish(5)
+    [message] = StubProducer.made[0].delivered
+    assert message.headers() is None

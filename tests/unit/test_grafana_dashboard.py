@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from helpers import ROOT
+from helpers.summaries import tried
 from prometheus_client.parser import text_string_to_metric_families
 
-from pstt_provider.latency import LatencyHistogram
 from pstt_provider.metrics.kafka_health import ConnectionHealth
 from pstt_provider.metrics.prometheus import exposition
-from pstt_provider.summary import DeliverySummary, State
 
 DASHBOARD = ROOT / "docs" / "grafana" / "pstt-dashboard.json"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -157,31 +155,6 @@ def queries(dashboard: dict[str, Any]) -> list[Query]:
     ]
 
 
-def tried(dag_id: str, topic: str, state: State, latencies_ms: list[float]) -> DeliverySummary:
-    histogram = LatencyHistogram()
-    for ms in latencies_ms:
-        histogram.record(ms)
-    finished = datetime(2026, 1, 20, tzinfo=UTC)
-    failed = len(latencies_ms) if state == "failed" else 0
-    return DeliverySummary(
-        dag_id=dag_id,
-        run_id="r",
-        task_id="t",
-        map_index=-1,
-        try_number=1,
-        topic=topic,
-        delivery="at_least_once",
-        state=state,
-        started_at=finished - timedelta(seconds=1),
-        finished_at=finished,
-        rows=len(latencies_ms),
-        messages_sent=len(latencies_ms) - failed,
-        messages_failed=failed,
-        bytes=100,
-        latency=histogram,
-    )
-
-
 @pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
     return json.loads(DASHBOARD.read_text())
@@ -190,7 +163,7 @@ def dashboard() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, frozenset[str]]:
     """Each series name the endpoint renders (``_total``, ``_bucket``, ...) and the labels it carries."""
-    runs = [tried("d1", "a", "success", [2.0, 40.0]), tried("d2", "b", "failed", [3.0])]
+    runs = [tried("d1", "a", 2, 0, [2.0, 40.0]), tried("d2", "b", 0, 1, [3.0])]
     health = [ConnectionHealth("kafka_default", True, 1.0, 1, None)]
     text = exposition(lambda: runs, lambda: health).decode()
     series: dict[str, set[str]] = {}

@@ -8,13 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from pstt_provider import delivery
-from pstt_provider.delivery import BulkSender
 from pstt_provider.factory.builder import build_dag
 from pstt_provider.factory.description import describe
 from pstt_provider.factory.models import JobSpec, KafkaConfig, job_schema
@@ -153,62 +151,3 @@ def test_each_metadata_field_becomes_a_utf8_header_named_after_it() -> None:
         ("pstt-extracted-at", b"2026-01-20T02:00:05+00:00"),
     ]
     assert [name.removeprefix("pstt-").replace("-", "_") for name, _ in headers] == list(metadata)
-
-
-class RecordingProducer:
-    """Records what ``produce`` got, in ``Producer.produce``'s own parameter order; refuses values over 100 bytes."""
-
-    made: ClassVar[list[RecordingProducer]] = []
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.sent: list[dict[str, Any]] = []
-        RecordingProducer.made.append(self)
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: str | None = None,
-        partition: int = -1,
-        callback: Any = None,
-        on_delivery: Any = None,
-        timestamp: int = 0,
-        headers: Any = None,
-    ) -> None:
-        from confluent_kafka import KafkaError, KafkaException
-
-        if len(value) > 100 and topic == "t":
-            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-        self.sent.append({"topic": topic, "key": key, "partition": partition, "headers": headers})
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return 0
-
-
-def test_every_message_and_dead_letter_carries_the_same_header_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    RecordingProducer.made.clear()
-    monkeypatch.setattr(delivery, "Producer", RecordingProducer)
-    headers = metadata_headers(build_metadata(dag_id="d", run_id="r", task_id="t", query="q", extracted_at=EXTRACTED))
-    sender = BulkSender({}, "t", dead_letter_topic="t-dlq", dead_letter_config={}, headers=headers)
-
-    sender.send_batch(["a", "big", "b"], [b"1", b"B" * 500, b"2"])
-
-    main, dead_letters = RecordingProducer.made
-    assert [(sent["key"], sent["partition"], sent["headers"]) for sent in main.sent] == [
-        ("a", -1, headers),
-        ("b", -1, headers),
-    ]
-    [dead_letter] = dead_letters.sent
-    names = [name for name, _ in dead_letter["headers"]]
-    assert names[:3] == ["pstt-error", "pstt-source-topic", "pstt-value-bytes"]
-    assert dead_letter["headers"][3:] == headers
-
-
-def test_without_headers_produce_gets_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    RecordingProducer.made.clear()
-    monkeypatch.setattr(delivery, "Producer", RecordingProducer)
-    BulkSender({}, "t").send_batch(["a"], [b"1"])
-    assert RecordingProducer.made[0].sent[0]["headers"] is None

@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from helpers.summaries import FINISHED, tried
 from prometheus_client.parser import text_string_to_metric_families
 
 from pstt_provider.latency import LatencyHistogram
 from pstt_provider.metrics.kafka_health import ConnectionHealth
 from pstt_provider.metrics.prometheus import exposition, prometheus_buckets
-from pstt_provider.summary import DeliverySummary
-
-FINISHED = datetime(2026, 1, 20, tzinfo=UTC)
-
-
-def run(dag_id: str, topic: str, sent: int, failed: int, latencies: list[float], **counts: int) -> DeliverySummary:
-    histogram = LatencyHistogram()
-    for ms in latencies:
-        histogram.record(ms)
-    return DeliverySummary(
-        dag_id=dag_id,
-        run_id="r",
-        task_id="t",
-        map_index=-1,
-        try_number=1,
-        topic=topic,
-        delivery="at_least_once",
-        state="success" if not failed else "failed",
-        started_at=FINISHED - timedelta(seconds=1),
-        finished_at=FINISHED,
-        rows=sent + failed,
-        messages_sent=sent,
-        messages_failed=failed,
-        bytes=sent * 10,
-        latency=histogram,
-        **counts,
-    )
 
 
 def samples(text: bytes) -> dict:
@@ -48,7 +22,7 @@ def samples(text: bytes) -> dict:
 
 
 def test_counters_by_dag_and_topic_latency_histogram_by_topic_and_connection_up():
-    runs = [run("d1", "a", 3, 0, [2.0, 4.0, 600.0]), run("d1", "a", 2, 1, [3.0, 3.0]), run("d2", "b", 0, 4, [])]
+    runs = [tried("d1", "a", 3, 0, [2.0, 4.0, 600.0]), tried("d1", "a", 2, 1, [3.0, 3.0]), tried("d2", "b", 0, 4, [])]
     health = [ConnectionHealth("kafka_default", True, 1.0, 1, None), ConnectionHealth("kafka_dr", False, None, 0, "x")]
 
     values = samples(exposition(lambda: runs, lambda: health))
@@ -81,7 +55,7 @@ def test_buckets_are_cumulative_and_never_report_a_latency_below_its_bound():
 
 
 def test_dead_lettered_and_aborted_messages_are_counted_by_dag_and_topic():
-    runs = [run("d1", "a", 0, 2, [], messages_dead_lettered=3, messages_aborted=40), run("d1", "a", 5, 0, [])]
+    runs = [tried("d1", "a", 0, 2, [], messages_dead_lettered=3, messages_aborted=40), tried("d1", "a", 5, 0, [])]
 
     values = samples(exposition(lambda: runs, lambda: []))
 
@@ -91,10 +65,10 @@ def test_dead_lettered_and_aborted_messages_are_counted_by_dag_and_topic():
 
 
 def test_last_success_is_when_the_latest_successful_try_ended_and_failed_tries_do_not_move_it():
-    older = run("d1", "a", 3, 0, [])
-    newer = replace(run("d1", "a", 3, 0, []), finished_at=FINISHED + timedelta(hours=1))
-    failed_later = replace(run("d1", "a", 0, 3, []), finished_at=FINISHED + timedelta(hours=2))
-    never_succeeded = run("d2", "b", 0, 1, [])
+    older = tried("d1", "a", 3, 0, [])
+    newer = replace(tried("d1", "a", 3, 0, []), finished_at=FINISHED + timedelta(hours=1))
+    failed_later = replace(tried("d1", "a", 0, 3, []), finished_at=FINISHED + timedelta(hours=2))
+    never_succeeded = tried("d2", "b", 0, 1, [])
 
     values = samples(exposition(lambda: [newer, older, failed_later, never_succeeded], lambda: []))
 
