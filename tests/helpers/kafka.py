@@ -143,7 +143,14 @@ class PrivateBroker:
         }
         if self.transaction_max_timeout_ms is not None:
             env["PSTT_KAFKA_TRANSACTION_MAX_TIMEOUT_MS"] = str(self.transaction_max_timeout_ms)
-        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), action], check=True, cwd=ROOT, env=env)
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "kafka.sh"), action], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"kafka.sh {action} of the private broker on {self.bootstrap} failed ({done.returncode}):\n"
+                f"{done.stdout}{done.stderr}"
+            )
 
     def start(self) -> None:
         self._script("start")
@@ -153,9 +160,13 @@ class PrivateBroker:
 
 
 def free_port_triple() -> int:
-    """The first of three consecutive free ports on 127.0.0.1, for a private broker."""
+    """
+    The first of three consecutive free ports on 127.0.0.1, for a private broker: below the kernel's ephemeral
+    range, so no outgoing connection and no port-0 server of another test can take one between here and the start.
+    """
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(100):
-        base = random.randrange(20_000, 40_000)
+        base = random.randrange(20_000, ephemeral_low - 3)
         sockets = []
         try:
             for port in range(base, base + 3):
