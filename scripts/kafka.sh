@@ -172,20 +172,24 @@ start() {
     -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" -cp "$LIB/*" \
     kafka.Kafka "$HOME_DIR/server.properties" >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 240); do
     if port_open "$PORT" && port_open "$SASL_PORT" && grep -q "Kafka Server started" "$LOG" 2>/dev/null; then
       echo "kafka: started on 127.0.0.1:$PORT (SASL_SSL $SASL_PORT), pid $(cat "$PIDFILE")"
       return
     fi
     if ! running; then
-      echo "kafka: broker exited during start; last lines of $LOG:" >&2
-      tail -n 30 "$LOG" >&2
+      start_failed "exited during start"
       return 1
     fi
     sleep 0.5
   done
-  echo "kafka: broker did not answer within 60 s; see $LOG" >&2
+  start_failed "did not answer within 120 s"
   return 1
+}
+
+start_failed() {
+  echo "kafka: broker on 127.0.0.1:$PORT $1; last lines of $LOG:" >&2
+  tail -n 30 "$LOG" >&2
 }
 
 stop() {
