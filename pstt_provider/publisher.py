@@ -15,8 +15,9 @@ from typing import Any, Literal
 from pstt_provider.delivery import BulkSender, ProgressLog
 from pstt_provider.exceptions import DeliveryError, MessageKeyError
 from pstt_provider.result_columns import duplicated, find_column
-from pstt_provider.serialization import RowEncoder, key_text
+from pstt_provider.serialization import key_text
 from pstt_provider.streaming import ResultStream
+from pstt_provider.value_formats import JsonValues, ValueEncoder, ValueFormat
 
 NullKeyPolicy = Literal["fail", "null", "skip"]
 NULL_KEY_POLICIES: tuple[str, ...] = ("fail", "null", "skip")
@@ -45,7 +46,8 @@ class RowPublisher:
     Publishes a result's rows through ``sender``, counting the rows read (``rows``) and the ones skipped.
 
     ``null_key``: ``fail`` stops the run at a NULL key naming the row, ``null`` sends the message without a key,
-    ``skip`` drops the row and counts it in ``skipped``.
+    ``skip`` drops the row and counts it in ``skipped``. ``value_format`` makes the values
+    (``pstt_provider.value_formats``).
     """
 
     sender: BulkSender
@@ -53,6 +55,7 @@ class RowPublisher:
     null_key: NullKeyPolicy
     progress: ProgressLog
     flush_timeout_s: float
+    value_format: ValueFormat = field(default_factory=JsonValues)
     rows: int = field(default=0, init=False)
     skipped: int = field(default=0, init=False)
 
@@ -68,9 +71,7 @@ class RowPublisher:
         once the batch is queued.
         """
         key_of = itemgetter(key_index(result.columns, self.key_field))
-        encoder = RowEncoder(
-            result.columns, metadata, number_text=result.number_text, float_columns=result.float_columns
-        )
+        encoder = self.value_format.encoder(result, metadata)
         send_batch, progress = self.sender.send_batch, self.progress
         for batch in result.batches():
             keys = list(map(key_of, batch))
@@ -88,7 +89,7 @@ class RowPublisher:
                 on_batch(self.rows, batch[-1])
 
     def _with_null_keys(
-        self, keys: list[Any], batch: Sequence[Sequence[Any]], encoder: RowEncoder, source: str
+        self, keys: list[Any], batch: Sequence[Sequence[Any]], encoder: ValueEncoder, source: str
     ) -> tuple[list[str | None], list[bytes]]:
         """A batch holding NULL keys, row by row under the ``null_key`` policy."""
         kept_keys: list[str | None] = []

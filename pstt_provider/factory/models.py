@@ -36,6 +36,7 @@ from pstt_provider.factory.problems import rule_error
 from pstt_provider.ordered_read import OrderedReadError, ordering
 from pstt_provider.serialization import METADATA_MODES, MetadataMode
 from pstt_provider.splitting import MAX_PARTITIONS
+from pstt_provider.value_formats import ValueFormatName
 
 CRON_PRESETS = {
     "@hourly": "0 * * * *",
@@ -112,6 +113,16 @@ class KafkaConfig(_Strict):
     include_metadata: bool | None = Field(
         None, description="PSTT Tool's spelling of metadata: true = envelope, false = none; must agree with metadata"
     )
+    value_format: ValueFormatName = Field(
+        "json",
+        description="the message value: json (the row as a JSON object), avro or json_schema (Confluent wire format, "
+        "the schema derived from the query's columns and registered under <topic>-value in schema_registry)",
+    )
+    schema_registry: ConnId | None = Field(
+        None,
+        description="Airflow connection (type http, host = the registry's URL) of the Schema Registry; required by "
+        "value_format avro and json_schema, unused by json",
+    )
     connection_name: ConnId = Field("default", description='Airflow Kafka connection id; "default" means kafka_default')
     delivery: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="exactly_once uses Kafka transactions (no duplicates for read_committed readers)"
@@ -146,6 +157,15 @@ class KafkaConfig(_Strict):
                 "keep one of the two fields",
             )
         return {**data, "metadata": given}
+
+    @model_validator(mode="after")
+    def _registry_for_schema_formats(self) -> KafkaConfig:
+        if self.value_format != "json" and self.schema_registry is None:
+            raise rule_error(
+                "schema_registry",
+                f"value_format {self.value_format} needs the Airflow connection of a Schema Registry here",
+            )
+        return self
 
     @field_validator("message_key_field")
     @classmethod
@@ -355,6 +375,8 @@ class KafkaDefaults(_Strict):
     batch_size: int | None = Field(None, gt=0, le=1_000_000)
     metadata: MetadataMode | None = None
     include_metadata: bool | None = None
+    value_format: ValueFormatName | None = None
+    schema_registry: ConnId | None = None
     delivery: Literal["at_least_once", "exactly_once"] | None = None
     null_key: Literal["fail", "null", "skip"] | None = None
 

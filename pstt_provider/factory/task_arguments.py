@@ -91,6 +91,8 @@ TASK_ARGUMENTS: tuple[TaskArgument, ...] = (
     _kafka("topic"),
     _kafka("message_key_field"),
     _kafka("metadata"),
+    _kafka("value_format"),
+    _kafka("schema_registry"),
     TaskArgument(
         "kafka_config_id",
         "kafka_config.connection_name",

@@ -61,6 +61,7 @@ from pstt_provider.transactions import (
     transaction_overrides,
     transactional_id,
 )
+from pstt_provider.value_formats import VALUE_FORMATS, ValueFormatName, value_format
 
 __all__ = ["MessageKeyError", "QueryParameterError", "SqlToKafkaOperator"]
 
@@ -99,6 +100,11 @@ class SqlToKafkaOperator(BaseOperator):
         each field a UTF-8 header ``pstt-<field>`` (``pstt-run-id``), on dead letters too; ``none``, the row alone.
     :param include_metadata: the older spelling of ``metadata``: True is ``envelope``, False ``none``; None (the
         default) leaves ``metadata`` to say. Given with a ``metadata`` other than the default, the two must agree.
+    :param value_format: how a row becomes the message value: ``json`` (the object of its columns), ``avro`` or
+        ``json_schema`` (Confluent wire format: the schema derived from the result's columns, registered under
+        ``<topic>-value`` in ``schema_registry`` once per run, before anything is sent).
+    :param schema_registry: the Airflow ``http`` connection of the Schema Registry (host = its URL, login/password
+        for basic auth); required by ``avro`` and ``json_schema``, unused by ``json``.
     :param kafka_config_id: the Airflow Kafka connection (extra = librdkafka config).
     :param delivery: ``at_least_once`` or ``exactly_once`` (one Kafka transaction per attempt).
     :param producer_config: librdkafka settings over the connection's, for this task.
@@ -150,6 +156,8 @@ class SqlToKafkaOperator(BaseOperator):
         batch_size: int | None = None,
         metadata: MetadataMode = "envelope",
         include_metadata: bool | None = None,
+        value_format: ValueFormatName = "json",
+        schema_registry: str | None = None,
         kafka_config_id: str = "kafka_default",
         delivery: Delivery = "at_least_once",
         producer_config: Mapping[str, Any] | None = None,
@@ -182,6 +190,14 @@ class SqlToKafkaOperator(BaseOperator):
                 f"{self.task_id}: null_key must be one of {', '.join(NULL_KEY_POLICIES)}, not {null_key!r}"
             )
         self.metadata = _metadata_mode(self.task_id, metadata, include_metadata)
+        if value_format not in VALUE_FORMATS:
+            raise ValueError(
+                f"{self.task_id}: value_format must be one of {', '.join(VALUE_FORMATS)}, not {value_format!r}"
+            )
+        if value_format != "json" and schema_registry is None:
+            raise ValueError(f"{self.task_id}: value_format {value_format} needs schema_registry (a connection id)")
+        self.value_format = value_format
+        self.schema_registry = schema_registry
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"{self.task_id}: batch_size must be at least 1, not {batch_size}")
         if topic_config is not None and (unknown := sorted(set(topic_config) - TOPIC_CONFIG_KEYS)):
@@ -328,6 +344,7 @@ class SqlToKafkaOperator(BaseOperator):
             null_key=self.null_key,
             progress=ProgressLog(self.log, self.progress_interval_s),
             flush_timeout_s=float(config["message.timeout.ms"]) / 1000 + self.flush_grace_s,
+            value_format=value_format(self.value_format, schema_registry=self.schema_registry, topic=self.topic),
         )
         if not exactly_once:
             return publisher, None
