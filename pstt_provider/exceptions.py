@@ -195,3 +195,34 @@ class SourceQueryRejectedError(NonRetryableError, SourceQueryError):
     The database rejected the query itself (the driver's ``ProgrammingError``, ``DataError``, ``IntegrityError``
     or ``NotSupportedError``: bad SQL, a missing column, a value it cannot convert), or it returned no rows at all.
     """
+
+
+# ------------------------------------------------------------------ Schema Registry value formats
+
+
+class SchemaRegistryUnavailableError(PsttError, ConnectionError):
+    """
+    Transient: the Schema Registry of an ``avro`` or ``json_schema`` run did not answer (connection refused, a
+    timeout, a 5xx answer) while its schema was looked up, checked or registered; nothing was produced yet.
+    """
+
+
+class SchemaRegistryRejectedError(NonRetryableError, RuntimeError):
+    """
+    The Schema Registry answered but refused the request for a reason a retry keeps (credentials, a permission, a
+    schema it cannot parse), or the registry connection's settings are unusable.
+    """
+
+
+class SchemaCompatibilityError(NonRetryableError, ValueError):
+    """
+    The value schema derived from the query's columns is not compatible with the latest version of ``<topic>-value``
+    under that subject's compatibility level; the message names the columns that changed. Nothing was produced.
+    """
+
+
+class UnsupportedColumnTypeError(NonRetryableError, TypeError):
+    """
+    A result column the ``avro`` or ``json_schema`` format has no exact type for (or, for Avro, a column name that is
+    not a valid Avro name); the message names the column and its type and how to cast or alias it in the query.
+    """

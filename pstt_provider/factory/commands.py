@@ -138,6 +138,14 @@ def _position_text(view: SimpleNamespace) -> str:
     )
 
 
+def _schedule_text(view: SimpleNamespace) -> str:
+    """The cron, the upstream assets, both, or neither."""
+    upstream = f"when any of {', '.join(view.assets)} is updated" if view.assets else ""
+    if view.schedule and upstream:
+        return f"{view.schedule}, and {upstream}"
+    return view.schedule or upstream or "none (manual triggers only)"
+
+
 _METADATA_TEXT = {
     "envelope": 'envelope (value {"data": row, "metadata": {...}})',
     "headers": "headers (value the row alone, metadata as pstt-* headers)",
@@ -149,7 +157,7 @@ def _print_text(description: dict[str, Any]) -> None:
     view = SimpleNamespace(**description)
     notifications = view.notifications
     print(f"DAG {view.dag_id} ({view.name}) from {view.spec_file}")
-    print(f"  schedule:   {view.schedule or 'none (manual triggers only)'} [{view.timezone}]")
+    print(f"  schedule:   {_schedule_text(view)} [{view.timezone}]")
     mapped = (
         f", mapped over up to {view.parallel['partitions']} ranges of {view.parallel['split_by']}"
         if view.parallel
@@ -158,11 +166,19 @@ def _print_text(description: dict[str, Any]) -> None:
     print(f"  task:       {', '.join(view.task_ids)} ({view.operator}{mapped})")
     print(f"  source:     {view.query_file} on connection {view.db_conn_id}")
     print(f"  target:     topic {view.topic}, key {view.message_key_field}, Kafka connection {view.kafka_conn_id}")
+    asset = (
+        ", ".join(view.outlets)
+        if view.outlets
+        else f"none (connection {view.kafka_conn_id} not readable here: the DAG processor reads it)"
+    )
+    print(f"  asset:      {asset}")
     print(
         f"  delivery:   {view.delivery}, NULL keys: {view.null_key}, too-large rows to: "
         f"{view.dead_letter_topic or 'none (the task fails)'}, producer overrides: {view.producer_config or 'none'}"
     )
     print(f"  metadata:   {_METADATA_TEXT[view.metadata]}")
+    registry = f", schema registry connection {view.schema_registry}" if view.value_format != "json" else ""
+    print(f"  value:      {view.value_format}{registry}")
     print(f"  position:   {_position_text(view)}")
     print(
         f"  retries:    {view.retries} every {view.retry_delay_seconds:g} s, "

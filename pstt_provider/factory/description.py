@@ -7,21 +7,20 @@ Jinja environment for a given logical date, exactly as a run at that moment woul
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pendulum
 
+from pstt_provider import assets
 from pstt_provider.factory.builder import build_dag
 from pstt_provider.factory.task_arguments import TASK_ID, shown_arguments
 from pstt_provider.factory.validation import JobConfig
 
-if TYPE_CHECKING:
-    pass
-
 
 def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, Any]:
-    dag = build_dag(config)
+    dag = build_dag(config, functools.partial(assets.connection_server, quiet=True))
     task = dag.get_task(TASK_ID)  # the export task build_dag makes (mapped for a parallel job)
     shown = shown_arguments(task)
     moment = _moment(logical_date, config.timezone)
@@ -36,7 +35,9 @@ def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, An
         "dag_id": dag.dag_id,
         "name": config.spec.name,
         "spec_file": config.display,
-        "schedule": getattr(dag.timetable, "expression", None),
+        "schedule": _cron(dag.timetable),
+        "assets": [asset.uri for asset in _upstream(dag.timetable)],
+        "outlets": [outlet.uri for task in dag.tasks for outlet in task.outlets],
         "scheduling_mode": config.spec.scheduling_mode,
         "scheduled": config.scheduled,
         "timezone": config.timezone,
@@ -57,6 +58,17 @@ def describe(config: JobConfig, logical_date: str | None = None) -> dict[str, An
         "tags": sorted(dag.tags),
         **shown,
     }
+
+
+def _cron(timetable: Any) -> str | None:
+    """The cron a timetable runs on, also when it runs on upstream assets too (``AssetOrTimeSchedule``)."""
+    return getattr(timetable, "expression", None) or getattr(getattr(timetable, "timetable", None), "expression", None)
+
+
+def _upstream(timetable: Any) -> tuple[Any, ...]:
+    """The assets whose updates start a run (``AssetAny``'s members), none for a cron or manual DAG."""
+    condition = getattr(timetable, "asset_condition", None)
+    return tuple(getattr(condition, "objects", ()))
 
 
 def _moment(logical_date: str | None, timezone: str) -> pendulum.DateTime:

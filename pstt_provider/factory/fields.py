@@ -27,6 +27,7 @@ _CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DEFINE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$#]{0,127}$")
 # RFC 5322 atext without the braces (no Jinja), then dot-separated domain labels.
+_ASSET_URI = re.compile(r"^[a-z][a-z0-9+.-]*://[\x21-\x7e]+$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`|~.-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$")
 
 
@@ -80,6 +81,23 @@ def _sender(value: str) -> str:
     return value
 
 
+def _asset_uri(value: str) -> str:
+    """
+    A URI with a scheme (``kafka://host:port/topic``, ``s3://bucket/key``), printable ASCII: what Airflow keeps as
+    an Asset's identity. ``kafka`` URIs also need the server and the topic, as Airflow's Kafka provider requires.
+    """
+    _no_jinja(value)
+    if not _ASSET_URI.match(value):
+        raise ValueError(f"{value[:80]!r} is not an asset URI (scheme://..., e.g. kafka://broker:9092/topic)")
+    scheme, _, rest = value.partition("://")
+    if scheme == "airflow":
+        raise ValueError("the airflow:// scheme is Airflow's own and cannot name an asset")
+    server, _, topic = rest.partition("/")
+    if scheme == "kafka" and not (server and topic):
+        raise ValueError(f"{value[:80]!r} is not a Kafka asset: kafka://<bootstrap host:port>/<topic>")
+    return value
+
+
 @functools.cache
 def _known_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones() | {"UTC"})
@@ -120,6 +138,8 @@ QueryName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_
 ConnId = Annotated[str, AfterValidator(_matching(_CONN_ID, "an Airflow connection id (letters, digits, _ . -)"))]
 Topic = Annotated[str, AfterValidator(_topic)]
 Address = Annotated[str, AfterValidator(_address)]
+AssetUri = Annotated[str, Field(max_length=1500), AfterValidator(_asset_uri)]
+"""An Airflow Asset's URI, e.g. another job's topic ``kafka://broker:9092/pstt-traces``."""
 Sender = Annotated[
     str, Field(max_length=320), AfterValidator(_single_line), AfterValidator(_no_jinja), AfterValidator(_sender)
 ]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from pstt_provider.factory import producer_settings
 from pstt_provider.factory.fields import (
     Address,
+    AssetUri,
     ConnId,
     DefineName,
     Identifier,
@@ -208,6 +209,25 @@ class IncrementalConfig(_Strict):
     )
 
 
+class ScheduleConfig(_Strict):
+    """What else starts a run besides ``scheduling_mode``/``cron``: updates of other jobs' topics (Airflow Assets)."""
+
+    assets: list[AssetUri] = Field(
+        min_length=1,
+        max_length=100,
+        description="run when any of these Airflow Assets is updated, e.g. another job's topic "
+        "kafka://<its first bootstrap server>/<topic>; with a cron the job also runs on the cron",
+    )
+
+    @field_validator("assets")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        repeated = sorted({uri for uri in value if value.count(uri) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return value
+
+
 class ParallelConfig(_Strict):
     """Split each run into ranges of one column, each read and published by a mapped task of its own."""
 
@@ -249,10 +269,13 @@ class JobSpec(_Strict):
     query: QueryName = Field(description="query file under $PSTT_QUERIES_DIR, e.g. ID--Description.sql")
     connection: ConnId = Field(description="Airflow connection id of the source database")
     scheduling_mode: Literal["cron", "manual"] = Field(
-        "cron", description="cron: run on `cron`; manual: only when triggered"
+        "cron", description="cron: run on `cron`; manual: no time schedule, only when triggered (or by `schedule`)"
     )
     cron: str | None = Field(
         None, max_length=200, description="5-field cron expression or @daily-style preset, in `timezone`"
+    )
+    schedule: ScheduleConfig | None = Field(
+        None, description="run when upstream Airflow Assets update (beside the cron, or alone)"
     )
     enabled: bool = Field(
         True, description="false: the DAG is created paused and never scheduled; true: created unpaused"
@@ -341,9 +364,30 @@ class JobSpec(_Strict):
 
     @model_validator(mode="after")
     def _cron_when_scheduled(self) -> JobSpec:
-        if self.scheduling_mode == "cron" and self.cron is None:
+        if self.scheduling_mode == "cron" and self.cron is None and self.schedule is None:
             raise rule_error("cron", 'scheduling_mode is "cron" but cron is empty (use "manual" for trigger-only jobs)')
         return self
+
+    @model_validator(mode="after")
+    def _not_on_its_own_topic(self) -> JobSpec:
+        """A job run by updates of its own topic would start again after each run, without end."""
+        own = (
+            [uri for uri in self.schedule.assets if _kafka_topic(uri) == self.kafka_config.topic]
+            if self.schedule
+            else []
+        )
+        if own:
+            raise rule_error(
+                "schedule.assets",
+                f"{own[0]} is this job's own topic: each run would trigger the next; name upstream assets only",
+            )
+        return self
+
+
+def _kafka_topic(uri: str) -> str | None:
+    """The topic of a ``kafka://server/topic`` asset URI, None for another scheme."""
+    scheme, _, rest = uri.partition("://")
+    return rest.partition("/")[2] if scheme == "kafka" else None
 
 
 def check_cron(expression: str) -> str:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 TASK_ID = "export_to_kafka"
 SPLIT_TASK_ID = "split_ranges"
 """A parallel job's first task: it plans the ranges ``TASK_ID`` is mapped over."""
+ANNOUNCE_TASK_ID = "announce_topic"
+"""A parallel job's last task: once every range is in, the topic's Asset event with the run's totals."""
 
 
 def _same(value: Any) -> Any:

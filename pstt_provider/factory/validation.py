@@ -42,7 +42,13 @@ class JobConfig:
 
     @property
     def schedule(self) -> str | None:
-        return self.spec.cron if self.scheduled else None
+        """The cron the job runs on, None when it has none or is disabled."""
+        return self.spec.cron if self.scheduled and self.spec.scheduling_mode == "cron" else None
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The URIs of the upstream Assets whose updates start a run; none when the job is disabled."""
+        return tuple(self.spec.schedule.assets) if self.scheduled and self.spec.schedule is not None else ()
 
 
 class InvalidSpecsError(ValueError):
@@ -183,7 +189,8 @@ class Validator:
         def problem(field: str, reason: str) -> None:
             problems.append(Problem(display, field, reason))
 
-        scheduled = spec.scheduling_mode == "cron" and spec.enabled and spec.kafka_config.enabled
+        automatic = (spec.scheduling_mode == "cron" and spec.cron is not None) or spec.schedule is not None
+        scheduled = automatic and spec.enabled and spec.kafka_config.enabled
         timezone = spec.timezone or self.default_timezone
         query_path, query = self._query(spec.query, problem)
         params: tuple[ParamConfig, ...] = ()

@@ -17,6 +17,8 @@ which also documents its failures (docs/operators.md lists them all):
    and accounted for by ``pstt_provider.delivery.BulkSender`` (acknowledgements, dead letters, the final flush);
 6. the try's ``DeliverySummary``, as XCom and Airflow Variable, also when the try fails. After an at_least_once
    failure what was produced is still flushed first, so the counts and the error say what a consumer reads.
+   On success its counts (and an incremental job's new position) go on the task's outlet Asset events
+   (``pstt_provider.assets``).
 
 Errors a retry cannot fix subclass ``AirflowFailException`` and fail the task at once; transient ones are retried
 (``pstt_provider.exceptions``).
@@ -33,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseHook, BaseOperator
 
-from pstt_provider import ordered_read, query_file
+from pstt_provider import assets, ordered_read, query_file
 from pstt_provider.checkpoints import PositionKeeper
 from pstt_provider.delivery import BulkSender, DeliveryTracker, ProgressLog
 from pstt_provider.dialects import dialect_for
@@ -283,6 +285,9 @@ class SqlToKafkaOperator(BaseOperator):
             raise
         summary = self._summary(context, started_at, parameters, publisher, session, keeper, None)
         result = self._report(context, summary)
+        assets.announce(
+            context.get("outlet_events"), self.outlets, assets.event_extra(summary, self.incremental is not None)
+        )
         self.log.info(
             "Published %d of %d rows to %s in %.1f s (%d skipped, %d dead-lettered), latency p99 %.1f ms",
             summary.messages_sent,

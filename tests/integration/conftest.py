@@ -204,3 +204,17 @@ def no_auto_create_broker(tmp_path_factory: pytest.TempPathFactory, kafka_bootst
     """
     home = tmp_path_factory.mktemp("no-auto-create")
     yield from _started(PrivateBroker(home, free_port_triple(), auto_create_topics=False))
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> str:
+    """
+    The local Schema Registry, started through scripts/schema-registry.sh when not running (in memory: subjects
+    live as long as it runs), behind the Airflow connection ``SCHEMA_REGISTRY_CONN_ID``; its URL.
+    """
+    from helpers.schema_registry import connection_env, start_schema_registry
+
+    url = start_schema_registry()
+    for name, value in connection_env(url).items():
+        os.environ.setdefault(name, value)
+    return url
