@@ -234,6 +234,7 @@ class SqlToKafkaOperator(BaseOperator):
         self.progress_interval_s = progress_interval_s
         self.prefetch_rows = prefetch_rows
         self.topic_config = dict(topic_config) if topic_config is not None else None
+        self._reported: DeliverySummary | None = None
 
     @property
     def query_name(self) -> str:
@@ -299,6 +300,22 @@ class SqlToKafkaOperator(BaseOperator):
             result["latency_ms"]["p99"],
         )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        For Airflow's OpenLineage provider, after a try succeeds or fails: the tables the query reads, the topic
+        with what the try delivered to it, the query as the job's SQL facet (``pstt_provider.lineage``).
+        """
+        from pstt_provider.lineage import export_lineage
+
+        return export_lineage(
+            conn_id=self.conn_id,
+            sql=self.sql,
+            sql_file=self.sql_file,
+            kafka_conn_id=self.kafka_config_id,
+            topic=self.topic,
+            summary=self._reported,
+        )
 
     def _prepare(
         self, kafka: PsttKafkaHook, ti: Any, headers: Sequence[tuple[str, bytes]]
@@ -519,6 +536,7 @@ class SqlToKafkaOperator(BaseOperator):
         durable copy: Airflow clears a task's XComs when its next try starts, a Variable it keeps until the
         metrics writer has moved it into the pstt table.
         """
+        self._reported = summary
         result = summary.to_dict()
         context["ti"].xcom_push(key=XCOM_KEY, value=result)
         try:
