@@ -67,7 +67,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, p
         with db.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s)", ROWS)
     (queries / "AST-001--Orders.sql").write_text(f"SELECT id, updated_at, code FROM {table}\n")
-    upstream, downstream = (f"pstt-assets-{name}-{suffix}" for name in ("up", "down"))
+    upstream, downstream, parts_topic = (f"pstt-assets-{name}-{suffix}" for name in ("up", "down", "parts"))
     uri = f"kafka://{BOOTSTRAP}/{upstream}"
     lineage = base / "openlineage.jsonl"
     airflow = Standalone(
@@ -86,23 +86,25 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, p
     airflow.start()
     try:
         # The export's position lives on the shared broker under its dag_id: a name of this run's own starts it afresh.
-        dag_ids = {"orders": f"pstt_orders_{suffix}", "after": f"pstt_orders_after_{suffix}"}
+        dag_ids = {name: f"pstt_{name}_{suffix}" for name in ("orders", "after", "parts")}
         specs = {
             "orders": job("orders", upstream, incremental={"column": "updated_at", "tiebreaker": "id"}),
             "after": job("after", downstream, schedule={"assets": [uri]}),
+            "parts": job("parts", parts_topic, parallel={"split_by": "id", "partitions": 2}),
         }
         for name, content in specs.items():
             (jobs / f"{name}.json").write_text(json.dumps({**content, "dag_id": dag_ids[name]}))
         wanted = (*dag_ids.values(), "asset_consumer")
         airflow.wait(lambda: all(map(airflow.dag_exists, wanted)), 180, "the DAGs to be parsed")
         run_id = airflow.trigger(dag_ids["orders"])
+        airflow.trigger(dag_ids["parts"])
         yield {
             "airflow": airflow,
             "dag_ids": dag_ids,
             "run_id": run_id,
             "uri": uri,
             "table": table,
-            "topics": (upstream, downstream),
+            "topics": (upstream, downstream, parts_topic),
             "lineage": lineage,
         }
     finally:
@@ -162,6 +164,21 @@ def test_a_job_with_schedule_assets_runs_when_the_upstream_topic_updates(
     assert run["state"] == "success", airflow.task_log(after, run["dag_run_id"])
     records = consume(deployment["topics"][1], expected=len(ROWS))
     assert sorted(record.key for record in records) == [b"A1", b"A2", b"A3"]
+
+
+def test_a_parallel_job_announces_its_topic_once_after_all_parts(deployment: dict) -> None:
+    airflow: Standalone = deployment["airflow"]
+    parallel = deployment["dag_ids"]["parts"]
+    run = airflow.finished_run(parallel, timeout_s=300)
+    assert run["state"] == "success", airflow.task_log(parallel, run["dag_run_id"], "announce_topic")
+
+    [event] = airflow.get("/api/v2/assets/events", source_dag_id=parallel)["asset_events"]
+
+    assert (event["uri"], event["source_task_id"]) == (
+        f"kafka://{BOOTSTRAP}/{deployment['topics'][2]}",
+        "announce_topic",
+    )
+    assert event["extra"] == {"rows": len(ROWS), "messages": len(ROWS), "parts": 2}
 
 
 def test_the_export_emits_lineage_from_its_table_to_its_topic(deployment: dict) -> None:
