@@ -3,7 +3,8 @@ Prometheus exposition of the stored delivery runs.
 
 A custom collector reads the runs from Airflow's database at every scrape, so the counters survive API
 server restarts and agree across workers: process-global counters would reset and split per worker.
-Counters only go down when retention deletes old runs; Prometheus treats that like a counter reset.
+Tries that retention deleted count through their sums (``store.TrySums``), so no counter ever goes down:
+``rate()`` and ``increase()`` would take a drop for a restart from zero and count everything again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from pstt_provider.latency import LatencyHistogram, bucket_upper_ms
 from pstt_provider.metrics.kafka_health import ConnectionHealth
+from pstt_provider.metrics.store import TrySums
 from pstt_provider.summary import DeliverySummary
 
 # Prometheus-style bucket bounds (seconds) for the exposed latency histogram.
@@ -36,11 +38,19 @@ def prometheus_buckets(histogram: LatencyHistogram) -> list[tuple[str, float]]:
     return cumulative
 
 
+_COUNTED = ("messages_sent", "messages_failed", "bytes", "messages_dead_lettered", "messages_aborted")
+"""The summary counts exported as counters per job and topic, in the order ``collect`` adds them."""
+
+
 class DeliveryRunsCollector(Collector):
     def __init__(
-        self, load_runs: Callable[[], Sequence[DeliverySummary]], load_health: Callable[[], Sequence[ConnectionHealth]]
+        self,
+        load_runs: Callable[[], Sequence[DeliverySummary]],
+        load_retired: Callable[[], Sequence[TrySums]],
+        load_health: Callable[[], Sequence[ConnectionHealth]],
     ) -> None:
         self._load_runs = load_runs
+        self._load_retired = load_retired
         self._load_health = load_health
 
     def collect(self) -> Iterator[Metric]:
@@ -76,18 +86,15 @@ class DeliveryRunsCollector(Collector):
         by_state: dict[tuple[str, str, str], int] = defaultdict(int)
         by_topic: dict[str, LatencyHistogram] = defaultdict(LatencyHistogram)
         succeeded: dict[tuple[str, str], float] = {}
-        for run in self._load_runs():
-            counts = by_dag_topic[(run.dag_id, run.topic)]
-            counts[0] += run.messages_sent
-            counts[1] += run.messages_failed
-            counts[2] += run.bytes
-            counts[3] += run.messages_dead_lettered
-            counts[4] += run.messages_aborted
-            by_state[(run.dag_id, run.topic, run.state)] += 1
-            by_topic[run.topic].merge(run.latency)
-            if run.state == "success":
-                ended = run.finished_at.timestamp()
-                succeeded[(run.dag_id, run.topic)] = max(ended, succeeded.get((run.dag_id, run.topic), ended))
+        for item in (*self._load_retired(), *map(TrySums.of, self._load_runs())):
+            counts = by_dag_topic[(item.dag_id, item.topic)]
+            for index, name in enumerate(_COUNTED):
+                counts[index] += item.counts[name]
+            by_state[(item.dag_id, item.topic, item.state)] += item.tries
+            by_topic[item.topic].merge(item.latency)
+            if item.state == "success":
+                ended = item.last_finished_at.timestamp()
+                succeeded[(item.dag_id, item.topic)] = max(ended, succeeded.get((item.dag_id, item.topic), ended))
         for (dag_id, topic), (n_sent, n_failed, n_bytes, n_dead, n_aborted) in sorted(by_dag_topic.items()):
             sent.add_metric([dag_id, topic], n_sent)
             failed.add_metric([dag_id, topic], n_failed)
@@ -106,8 +113,10 @@ class DeliveryRunsCollector(Collector):
 
 
 def exposition(
-    load_runs: Callable[[], Sequence[DeliverySummary]], load_health: Callable[[], Sequence[ConnectionHealth]]
+    load_runs: Callable[[], Sequence[DeliverySummary]],
+    load_retired: Callable[[], Sequence[TrySums]],
+    load_health: Callable[[], Sequence[ConnectionHealth]],
 ) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DeliveryRunsCollector(load_runs, load_health))
+    registry.register(DeliveryRunsCollector(load_runs, load_retired, load_health))
     return generate_latest(registry)

@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -88,6 +89,19 @@ tries_table = Table(
     Index("pstt_delivery_tries_topic_idx", "topic", "finished_at"),
 )
 
+retired_table = Table(
+    "pstt_retired_tries",
+    metadata,
+    Column("dag_id", String(250), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("state", String(16), primary_key=True),
+    Column("tries", BigInteger, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in DeliverySummary.COUNTS),
+    Column("latency_histogram", Text, nullable=False),
+    Column("last_finished_at", UtcDateTime, nullable=False),
+)
+"""What retention deleted, summed per job, topic and final state, so lifetime counters (Prometheus) never drop."""
+
 state_table = Table(
     "pstt_metrics_state",
     metadata,
@@ -97,6 +111,7 @@ state_table = Table(
 
 _TRIES_WATERMARK = "tries_watermark"
 _PURGED_BEFORE = "purged_before"
+_CLEANUP_STARTED = "cleanup_started"
 _ready_engines: set[str] = set()
 _create_lock = threading.Lock()
 
@@ -313,19 +328,111 @@ def ingest(session: Session) -> int:
     return added
 
 
+@dataclass(frozen=True)
+class TrySums:
+    """Tries of one job, topic and final state, summed: how retention keeps what it deletes (``pstt_retired_tries``)."""
+
+    dag_id: str
+    topic: str
+    state: str
+    tries: int
+    counts: Mapping[str, int]
+    latency: LatencyHistogram
+    last_finished_at: datetime
+
+    @classmethod
+    def of(cls, summary: DeliverySummary) -> TrySums:
+        return cls(
+            summary.dag_id,
+            summary.topic,
+            summary.state,
+            tries=1,
+            counts={name: getattr(summary, name) for name in DeliverySummary.COUNTS},
+            latency=summary.latency,
+            last_finished_at=summary.finished_at,
+        )
+
+    def plus(self, other: TrySums) -> TrySums:
+        return TrySums(
+            self.dag_id,
+            self.topic,
+            self.state,
+            tries=self.tries + other.tries,
+            counts={name: self.counts[name] + other.counts[name] for name in DeliverySummary.COUNTS},
+            latency=LatencyHistogram.merged([self.latency, other.latency]),
+            last_finished_at=max(self.last_finished_at, other.last_finished_at),
+        )
+
+
 def cleanup(session: Session, days: int) -> int:
-    """Delete the runs that finished more than ``days`` days ago; returns how many were deleted."""
+    """
+    Delete the runs that finished more than ``days`` days ago, first adding them to their ``pstt_retired_tries``
+    sums; returns how many were deleted. Concurrent cleanups (several API server workers) take turns on a state
+    row written before anything is read, so no try is summed twice.
+    """
     ensure_tables(session.get_bind())
     cutoff = utcnow() - timedelta(days=days)
     old = tries_table.c.finished_at < cutoff
     deleted = 0
     if session.scalar(select(exists().where(old))):
+        # The turn: a new transaction whose first statement is this write, so a concurrent cleanup waits here until
+        # this one commits, and what it reads next (also under MySQL's repeatable read) is after this one's delete.
+        session.commit()
+        _set_state(session, _CLEANUP_STARTED, utcnow())
+        _retire(session, [_summary(row) for row in session.execute(select(tries_table).where(old)).mappings()])
         deleted = _rowcount(session.execute(delete(tries_table).where(old)))
         purged_before = _state(session, _PURGED_BEFORE)
         if purged_before is None or cutoff > purged_before:
             _set_state(session, _PURGED_BEFORE, cutoff)
     session.commit()
     return deleted
+
+
+def _retire(session: Session, old: list[DeliverySummary]) -> None:
+    """Adds ``old`` to the sums of their job, topic and state."""
+    sums = {(item.dag_id, item.topic, item.state): item for item in retired(session)}
+    touched = set()
+    for summary in old:
+        key = (summary.dag_id, summary.topic, summary.state)
+        sums[key] = sums[key].plus(TrySums.of(summary)) if key in sums else TrySums.of(summary)
+        touched.add(key)
+    for key in touched:
+        item = sums[key]
+        row = {
+            "dag_id": item.dag_id,
+            "topic": item.topic,
+            "state": item.state,
+            "tries": item.tries,
+            **item.counts,
+            "latency_histogram": json.dumps(item.latency.to_dict()),
+            "last_finished_at": item.last_finished_at,
+        }
+        session.execute(
+            delete(retired_table).where(
+                retired_table.c.dag_id == item.dag_id,
+                retired_table.c.topic == item.topic,
+                retired_table.c.state == item.state,
+            )
+        )
+        session.execute(retired_table.insert().values(row))
+
+
+def retired(session: Session) -> list[TrySums]:
+    """The sums of every deleted try, per job, topic and state."""
+    if not tables_exist(session.get_bind()):
+        return []
+    return [
+        TrySums(
+            dag_id=row["dag_id"],
+            topic=row["topic"],
+            state=row["state"],
+            tries=row["tries"],
+            counts={name: row[name] for name in DeliverySummary.COUNTS},
+            latency=LatencyHistogram.from_dict(json.loads(row["latency_histogram"])),
+            last_finished_at=row["last_finished_at"],
+        )
+        for row in session.execute(select(retired_table)).mappings()
+    ]
 
 
 def maintain(session: Session) -> int:

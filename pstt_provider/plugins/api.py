@@ -72,6 +72,14 @@ def _tries(**filters: Any) -> list[DeliverySummary]:
         return store.tries(session, **filters)
 
 
+def _retired() -> list[store.TrySums]:
+    """What retention deleted, summed, for the lifetime counters."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return store.retired(session)
+
+
 def _tries_for_people(**filters: Any) -> list[dict[str, Any]]:
     """Stored tries as JSON, each with its job's display name (the summary's, else the DAG's in Airflow)."""
     from airflow.utils.session import create_session
@@ -300,5 +308,5 @@ def _add_metrics_routes(app: FastAPI) -> None:
     def prometheus_metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        body = prometheus.exposition(_tries, kafka_health.check_all)
+        body = prometheus.exposition(_tries, _retired, kafka_health.check_all)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -165,7 +165,7 @@ def rendered() -> dict[str, frozenset[str]]:
     """Each series name the endpoint renders (``_total``, ``_bucket``, ...) and the labels it carries."""
     runs = [tried("d1", "a", 2, 0, [2.0, 40.0]), tried("d2", "b", 0, 1, [3.0])]
     health = [ConnectionHealth("kafka_default", True, 1.0, 1, None)]
-    text = exposition(lambda: runs, lambda: health).decode()
+    text = exposition(lambda: runs, list, lambda: health).decode()
     series: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
