@@ -42,6 +42,9 @@ __all__ = [
     "QueryParameterError",
     "RowEncodingError",
     "RunMarkerError",
+    "SchemaCompatibilityError",
+    "SchemaRegistryRejectedError",
+    "SchemaRegistryUnavailableError",
     "SourceConnectionTypeError",
     "SourceQueryError",
     "SourceQueryRejectedError",
@@ -50,6 +53,7 @@ __all__ = [
     "TopicNotFoundError",
     "TopicUnavailableError",
     "TransactionTimeoutError",
+    "UnsupportedColumnTypeError",
 ]
 
 

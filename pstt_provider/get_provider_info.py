@@ -28,10 +28,16 @@ def get_provider_info() -> dict[str, Any]:
                     "pstt_provider.operators.sql_to_kafka",
                     "pstt_provider.operators.oracle_to_kafka",
                     "pstt_provider.operators.split_ranges",
+                    "pstt_provider.operators.announce",
                 ],
             }
         ],
-        "hooks": [{"integration-name": "PSTT", "python-modules": ["pstt_provider.hooks.kafka"]}],
+        "hooks": [
+            {
+                "integration-name": "PSTT",
+                "python-modules": ["pstt_provider.hooks.kafka", "pstt_provider.hooks.schema_registry"],
+            }
+        ],
         "connection-types": [
             {"hook-class-name": "pstt_provider.hooks.kafka.PsttKafkaHook", "connection-type": "pstt_kafka"}
         ],

@@ -194,6 +194,12 @@ def _avro_type(column: ColumnType) -> Any:
     return _AVRO_TYPES[column.kind]
 
 
+def avro_branch(column: ColumnType) -> str:
+    """The name of the non-null branch of a nullable column's union: its Avro type's, logical or not."""
+    avro_type = _avro_type(column)
+    return avro_type if isinstance(avro_type, str) else avro_type["type"]
+
+
 def _avro_field(column: ColumnType) -> dict[str, Any]:
     if not _AVRO_NAME.fullmatch(column.name):
         raise UnsupportedColumnTypeError(

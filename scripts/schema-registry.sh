@@ -20,12 +20,13 @@ PIDFILE=$HOME_DIR/registry.pid
 LOG=$HOME_DIR/registry.log
 CONFIG=$HOME_DIR/config.yaml
 URL=http://127.0.0.1:$PORT
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
-answers() { curl -fsS -o /dev/null --max-time 2 "$URL/config"; }
+answers() { curl -fs -o /dev/null --max-time 2 "$URL/config"; }
 
 # The Go module proxy will not list the module's versions, so the exact version is fetched into a throwaway module.
 install() {
@@ -36,9 +37,9 @@ install() {
   work=$(mktemp -d)
   (
     cd "$work"
-    go mod init pstt-schema-registry-build >/dev/null 2>&1
-    go get "$MODULE/cmd/schema-registry@$VERSION" >/dev/null 2>&1
-    go build -o "$BIN.tmp" "$MODULE/cmd/schema-registry"
+    "$GO" mod init pstt-schema-registry-build 2>/dev/null
+    "$GO" get "$MODULE/cmd/schema-registry@$VERSION" 2>&1 | grep -v '^go: \(added\|downloading\|finding\)' >&2 || true
+    "$GO" build -o "$BIN.tmp" "$MODULE/cmd/schema-registry"
   ) || { rm -rf "$work"; echo "schema-registry: build failed" >&2; return 1; }
   rm -rf "$work"
   mv "$BIN.tmp" "$BIN"
@@ -57,6 +58,10 @@ CFG
 }
 
 start() {
+  # One starter at a time (test workers may ask together): the second waits, then finds the registry running.
+  mkdir -p "$HOME_DIR"
+  exec 9>"$HOME_DIR/.lock"
+  flock 9
   if running && answers; then
     echo "schema-registry: already running (pid $(cat "$PIDFILE"))"
     echo "$URL"
@@ -67,10 +72,9 @@ start() {
     return 1
   fi
   install
-  mkdir -p "$HOME_DIR"
   write_config
   echo "--- start $(date -u +%FT%TZ)" >>"$LOG"
-  nohup "$BIN" -config "$CONFIG" >>"$LOG" 2>&1 </dev/null &
+  nohup "$BIN" -config "$CONFIG" >>"$LOG" 2>&1 </dev/null 9>&- &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 120); do
     if answers; then

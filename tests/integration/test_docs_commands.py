@@ -270,6 +270,7 @@ SCRIPT_ACTIONS = {
     "scripts/kafka.sh": {"install", "start", "stop", "status", "reset", "cluster"},
     "scripts/postgres.sh": {"start", "stop", "status"},
     "scripts/redis.sh": {"start", "stop", "status"},
+    "scripts/schema-registry.sh": {"start", "stop", "status"},
 }
 CLUSTER_ACTIONS = {"start", "stop", "status", "bootstrap", "kill", "stop-broker", "start-broker", "reset"}
 

@@ -42,6 +42,9 @@ FAIL_AT_ONCE = [
     exceptions.SourceConnectionTypeError,
     exceptions.OrderedReadError,
     exceptions.JobStateMismatchError,
+    exceptions.SchemaCompatibilityError,
+    exceptions.SchemaRegistryRejectedError,
+    exceptions.UnsupportedColumnTypeError,
 ]
 RETRIED = [
     exceptions.BrokerUnreachableError,
@@ -51,6 +54,7 @@ RETRIED = [
     exceptions.SourceQueryError,
     exceptions.RunMarkerError,
     exceptions.JobStateError,
+    exceptions.SchemaRegistryUnavailableError,
 ]
 
 

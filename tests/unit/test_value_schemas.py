@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import socket
 import struct
 import uuid
 from decimal import Decimal
@@ -15,10 +16,18 @@ from decimal import Decimal
 import jsonschema
 import oracledb
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import parse_schema, schemaless_reader
 
-from pstt_provider.exceptions import RowEncodingError, UnsupportedColumnTypeError
-from pstt_provider.hooks.schema_registry import registry_url
+from pstt_provider.exceptions import (
+    RowEncodingError,
+    SchemaRegistryRejectedError,
+    SchemaRegistryUnavailableError,
+    UnsupportedColumnTypeError,
+)
+from pstt_provider.hooks.schema_registry import SchemaRegistryHook, registry_url
+from pstt_provider.schema_registration import register
 from pstt_provider.value_formats import AvroEncoder, JsonSchemaEncoder, wire_prefix
 from pstt_provider.value_schemas import avro_name, avro_schema, changed_columns, column_types, json_schema
 
@@ -264,3 +273,53 @@ def test_the_changed_columns_are_the_ones_added_removed_or_retyped():
 )
 def test_the_registry_url_comes_from_the_host_or_from_scheme_host_and_port(host, schema, port, url):
     assert registry_url(host, schema, port) == url
+
+
+def test_a_registry_nobody_answers_is_a_retryable_error_naming_the_subject():
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    nobody = SchemaRegistryClient({"url": f"http://127.0.0.1:{port}", "max.retries": 0})
+    schema = avro_schema(column_types([pg("id", 20)]), "orders", None)
+    with pytest.raises(SchemaRegistryUnavailableError, match="unreachable for subject orders-value") as raised:
+        register(nobody, "orders-value", schema, "AVRO")
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_a_column_the_driver_declares_not_null_is_written_without_a_union():
+    columns = column_types(
+        [
+            ("ID", oracledb.DB_TYPE_NUMBER, None, None, 9, 0, False),
+            ("PRICE", oracledb.DB_TYPE_NUMBER, None, None, 12, 2, True),
+            ("CREATED", oracledb.DB_TYPE_TIMESTAMP, None, None, None, None, False),
+        ]
+    )
+    schema = avro_schema(columns, "t", None)
+    encoder = AvroEncoder(columns, frozenset(), schema, None, 3)
+    row = (7, Decimal("-0.5"), dt.datetime(2001, 2, 3, 4, 5, 6, 7))
+    [value] = encoder.encode_batch([row])
+    assert read_avro(value, schema)[1] == {"ID": 7, "PRICE": Decimal("-0.50"), "CREATED": row[2]}
+    with pytest.raises(RowEncodingError, match="row 1: column 'ID': cannot encode the NoneType None"):
+        encoder.encode_batch([(None, None, row[2])])
+
+
+def test_the_hook_reads_url_basic_auth_and_tls_from_the_connection_and_never_shows_the_password(monkeypatch):
+    connection = {
+        "conn_type": "http",
+        "host": "registry.example",
+        "schema": "https",
+        "port": 8443,
+        "login": "pstt",
+        "password": "s3cret-pw",
+        "extra": {"ssl.ca.location": "/etc/ssl/registry-ca.pem"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PSTT_REGISTRY_UNIT", json.dumps(connection))
+    assert SchemaRegistryHook("pstt_registry_unit").client_config() == {
+        "url": "https://registry.example:8443",
+        "basic.auth.user.info": "pstt:s3cret-pw",
+        "ssl.ca.location": "/etc/ssl/registry-ca.pem",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PSTT_REGISTRY_UNIT", json.dumps({**connection, "extra": {"no.such": 1}}))
+    with pytest.raises(SchemaRegistryRejectedError, match=r"Unrecognized properties: no\.such") as refused:
+        SchemaRegistryHook("pstt_registry_unit").get_client()
+    assert "s3cret-pw" not in str(refused.value)
