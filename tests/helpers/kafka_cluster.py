@@ -61,8 +61,20 @@ class KafkaCluster:
 
         return AdminClient({"bootstrap.servers": self.bootstrap})
 
-    def leader(self, topic: str, partition: int = 0) -> int:
-        return self.admin().list_topics(topic, timeout=30).topics[topic].partitions[partition].leader
+    def leader(self, topic: str, partition: int = 0, timeout_s: float = 30.0) -> int:
+        """
+        The partition's leader, waited for: a topic just created may not be in the metadata of the broker asked yet
+        (no partitions, or leader -1), since each broker learns of it from the controller on its own.
+        """
+        deadline = time.monotonic() + timeout_s
+        admin = self.admin()
+        while True:
+            found = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(partition)
+            if found is not None and found.leader >= 0:
+                return found.leader
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}[{partition}] has no leader after {timeout_s:.0f} s")
+            time.sleep(0.2)
 
     def wait_in_sync(self, timeout_s: float = 180.0) -> None:
         """Until the cluster has its three brokers and every partition of every topic its three replicas in sync."""
