@@ -81,8 +81,9 @@ up-cluster: venv
 down:
 	$(AIRFLOW) down
 
-# The benchmarks in benchmarks/, against the local broker and PostgreSQL.
+# The benchmarks in benchmarks/, against the local broker, PostgreSQL and Schema Registry.
 bench: venv kafka-up postgres-up
+	scripts/schema-registry.sh start
 	$(PY) benchmarks/run.py
 
 .PHONY: bench-peers

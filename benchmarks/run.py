@@ -44,6 +44,8 @@ VARIANTS = (
     "airflow_produce_sync",
     "seed_kafka_python",
     "pstt_seed_spec",
+    "pstt_headers",
+    "pstt_avro",
     "pstt_parallel_2",
     "pstt_parallel_4",
     "connect_jdbc_source",
@@ -58,6 +60,8 @@ REPEATED = (
     "pstt_exactly_once",
     "pstt_exactly_once_checkpointed",
     "pstt_seed_spec",
+    "pstt_headers",
+    "pstt_avro",
     "pstt_parallel_2",
     "pstt_parallel_4",
     # The peers too: a ratio of one of their runs to a median of pstt's would depend on the load of that moment.

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = os.environ.get("BENCH_BOOTSTRAP", "127.0.0.1:9092")
 PG_CONN_ID = "pstt_bench_pg"
 KAFKA_CONN_ID = "pstt_bench_kafka"
+SCHEMA_REGISTRY_CONN_ID = "pstt_bench_schema_registry"
+SCHEMA_REGISTRY_URL = os.environ.get("BENCH_SCHEMA_REGISTRY", "http://127.0.0.1:8081")
 AIRFLOW_HOME = ROOT / ".cache" / "bench" / "airflow"
 
 
@@ -45,7 +47,7 @@ def kafka_python_config() -> dict[str, Any]:
 
 
 def variant_env() -> dict[str, str]:
-    """Environment of a variant process: a private Airflow home and the two connections, set before Airflow loads."""
+    """Environment of a variant process: a private Airflow home and the connections, set before Airflow loads."""
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     pg = {
         "conn_type": "postgres",
@@ -63,4 +65,7 @@ def variant_env() -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
         f"AIRFLOW_CONN_{PG_CONN_ID.upper()}": json.dumps(pg),
         f"AIRFLOW_CONN_{KAFKA_CONN_ID.upper()}": json.dumps(kafka),
+        f"AIRFLOW_CONN_{SCHEMA_REGISTRY_CONN_ID.upper()}": json.dumps(
+            {"conn_type": "http", "host": SCHEMA_REGISTRY_URL}
+        ),
     }

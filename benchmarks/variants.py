@@ -183,6 +183,20 @@ def pstt_exactly_once_checkpointed(job: Job) -> Outcome:
     return outcome
 
 
+def pstt_headers(job: Job) -> Outcome:
+    """pstt_at_least_once with metadata='headers': the row alone as the value, the run's metadata in 7 headers."""
+    return _pstt(job, "at_least_once", metadata="headers")[0]
+
+
+def pstt_avro(job: Job) -> Outcome:
+    """
+    pstt_at_least_once with value_format='avro': the schema derived from the cursor and registered once in the
+    local Schema Registry (scripts/schema-registry.sh), each row encoded by pstt_provider.avro_binary behind the
+    wire header.
+    """
+    return _pstt(job, "at_least_once", value_format="avro", schema_registry=settings.SCHEMA_REGISTRY_CONN_ID)[0]
+
+
 def pstt_seed_spec(job: Job) -> Outcome:
     """
     pstt_at_least_once with the seed job's kafka_config as the DAG factory reads it (its model, its defaults):
@@ -421,6 +435,8 @@ VARIANTS: dict[str, Callable[[Job], Outcome]] = {
     "airflow_produce_sync": airflow_produce_sync,
     "seed_kafka_python": seed_kafka_python,
     "pstt_seed_spec": pstt_seed_spec,
+    "pstt_headers": pstt_headers,
+    "pstt_avro": pstt_avro,
     "pstt_parallel_2": pstt_parallel_2,
     "pstt_parallel_4": pstt_parallel_4,
     "connect_jdbc_source": connect_jdbc_source,
@@ -450,6 +466,13 @@ _PREIMPORTS: dict[str, tuple[str, ...]] = {
     "pstt_seed_spec": (
         "pstt_provider.operators.sql_to_kafka",
         "pstt_provider.factory.models",
+        "airflow.providers.postgres.hooks.postgres",
+    ),
+    "pstt_headers": ("pstt_provider.operators.sql_to_kafka", "airflow.providers.postgres.hooks.postgres"),
+    "pstt_avro": (
+        "pstt_provider.operators.sql_to_kafka",
+        "pstt_provider.hooks.schema_registry",
+        "confluent_kafka.schema_registry",
         "airflow.providers.postgres.hooks.postgres",
     ),
     "pstt_parallel_2": ("pstt_provider.operators.split_ranges", "airflow.providers.postgres.hooks.postgres"),

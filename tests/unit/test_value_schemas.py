@@ -177,7 +177,7 @@ def read_avro(value: bytes, schema: dict) -> tuple[int, dict]:
 def test_avro_values_are_the_wire_format_of_the_rows_exactly():
     columns = column_types(PG_DESCRIPTION)
     schema = avro_schema(columns, "t", None)
-    values = AvroEncoder(columns, NUMBER_TEXT, schema, None, 258).encode_batch([ROWS[0], ROWS[2]])
+    values = AvroEncoder(columns, schema, None, 258).encode_batch([ROWS[0], ROWS[2]])
     assert [value[:5] for value in values] == [b"\x00\x00\x00\x01\x02"] * 2 == [wire_prefix(258)] * 2
     assert [read_avro(value, schema) for value in values] == [(258, expected(ROWS[0])), (258, expected(ROWS[2]))]
 
@@ -185,27 +185,27 @@ def test_avro_values_are_the_wire_format_of_the_rows_exactly():
 def test_a_driver_decimal_is_scaled_like_the_postgres_text():
     columns = column_types([pg("amount", 1700, 10, 4), pg("total", 1700)])
     schema = avro_schema(columns, "t", None)
-    [value] = AvroEncoder(columns, frozenset(), schema, None, 1).encode_batch([(Decimal("1.5"), Decimal("1E+3"))])
+    [value] = AvroEncoder(columns, schema, None, 1).encode_batch([(Decimal("1.5"), Decimal("1E+3"))])
     assert read_avro(value, schema)[1] == {"amount": Decimal("1.5000"), "total": "1000"}
 
 
 def test_an_avro_envelope_is_the_row_then_the_metadata():
     columns = column_types(PG_DESCRIPTION)
     schema = avro_schema(columns, "t", METADATA)
-    [value] = AvroEncoder(columns, NUMBER_TEXT, schema, METADATA, 5).encode_batch([ROWS[0]])
+    [value] = AvroEncoder(columns, schema, METADATA, 5).encode_batch([ROWS[0]])
     assert read_avro(value, schema) == (5, {"data": expected(ROWS[0]), "metadata": METADATA})
 
 
 def test_a_nan_numeric_cannot_be_an_avro_decimal_and_fails_naming_row_and_column():
     columns = column_types([pg("id", 20), pg("amount", 1700, 10, 2)])
-    encoder = AvroEncoder(columns, frozenset({1}), avro_schema(columns, "t", None), None, 1)
+    encoder = AvroEncoder(columns, avro_schema(columns, "t", None), None, 1)
     with pytest.raises(RowEncodingError, match="row 12: column 'amount': NaN is not a number an Avro decimal"):
         encoder.encode_batch([(1, "1.00"), (2, "NaN")], first_row_number=11)
 
 
 def test_a_value_of_the_wrong_type_fails_naming_row_and_column():
     columns = column_types([pg("id", 20), pg("note", 25)])
-    encoder = AvroEncoder(columns, frozenset(), avro_schema(columns, "t", None), None, 1)
+    encoder = AvroEncoder(columns, avro_schema(columns, "t", None), None, 1)
     with pytest.raises(RowEncodingError, match="row 1: column 'note': cannot encode the int 5"):
         encoder.encode_batch([(1, 5)])
 
@@ -295,11 +295,11 @@ def test_a_column_the_driver_declares_not_null_is_written_without_a_union():
         ]
     )
     schema = avro_schema(columns, "t", None)
-    encoder = AvroEncoder(columns, frozenset(), schema, None, 3)
+    encoder = AvroEncoder(columns, schema, None, 3)
     row = (7, Decimal("-0.5"), dt.datetime(2001, 2, 3, 4, 5, 6, 7))
     [value] = encoder.encode_batch([row])
     assert read_avro(value, schema)[1] == {"ID": 7, "PRICE": Decimal("-0.50"), "CREATED": row[2]}
-    with pytest.raises(RowEncodingError, match="row 1: column 'ID': cannot encode the NoneType None"):
+    with pytest.raises(RowEncodingError, match="row 1: column 'ID': NULL in a column the driver declares NOT NULL"):
         encoder.encode_batch([(None, None, row[2])])
 
 
