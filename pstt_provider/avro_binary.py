@@ -33,9 +33,6 @@ _FINAL = [bytes([n]) if n < 0x80 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n i
 """The varint of every number below 2**14: one or two bytes, the last without the continuation bit."""
 _MIDDLE = [bytes([(n & 0x7F) | 0x80, (n >> 7) | 0x80]) for n in range(_CHUNK)]
 """14 bits of a larger number as two varint bytes, both with the continuation bit: more bytes follow."""
-_SMALL = 1 << 13
-_SMALL_LONG = [_FINAL[n << 1] for n in range(_SMALL)]
-"""The Avro long of every number in 0 .. 2**13 - 1 (zig-zag doubles it): also every short string's length."""
 _pack_double = struct.Struct("<d").pack
 
 
@@ -106,8 +103,7 @@ def _decimal(scale: int) -> Callable[[Any], bytes]:
             if -exponent > scale:
                 raise ValueError(f"{value} has more than {scale} digits after the point")
             number = int("".join(map(str, digits)) or "0") * 10 ** (scale + exponent) * (-1 if sign else 1)
-        data = number.to_bytes((number.bit_length() + 8) >> 3, "big", signed=True)
-        return _SMALL_LONG[len(data)] + data
+        return _binary(number.to_bytes((number.bit_length() + 8) >> 3, "big", signed=True))
 
     return encode
 
@@ -137,55 +133,26 @@ def column_encoder(column: ColumnType) -> Callable[[Any], bytes]:
     return _decimal(column.scale) if column.kind == "decimal" else _ENCODERS[column.kind]
 
 
-_INLINE: dict[str, str] = {
-    "string": "(S[n] if (n := len(b := v.encode())) < SMALL else L(n)) + b",
-    "int": "(S[v] if 0 <= v < SMALL else L(v))",
-    "long": "(S[v] if 0 <= v < SMALL else L(v))",
-    "boolean": "(TRUE if v else FALSE)",
-    "date": "L(v.toordinal() - EPOCH_ORDINAL)",
-    "local_timestamp": "L((v - EPOCH) // MICROSECOND)",
-    "timestamp": "L((v - EPOCH_UTC) // MICROSECOND)",
-}
-"""
-The common kinds' encodings as expressions over ``v``, written into the row function so that they cost no call of
-their own; each is what ``column_encoder`` returns for its kind (the tests hold both to fastavro).
-"""
-
-
 def compile_row(columns: Sequence[ColumnType], prefix: bytes, suffix: bytes) -> Callable[[Sequence[Any]], bytes]:
     """
     A function from a row tuple to ``prefix`` + the row's Avro record + ``suffix``, one generated frame per row:
-    a nullable column is ``(NULL if (v := r[i]) is None else VALUE + <its encoding>)`` in line, so a NULL costs no
-    call, and the common kinds' encodings are in line too (``_INLINE``). Column names never enter the generated
-    source; positions, these expressions and the encoders are all it holds.
+    a nullable column is ``(NULL if (v := r[i]) is None else VALUE + e_i(v))`` in line, so a NULL costs no call.
+    Column names never enter the generated source; positions and the encoders are all it holds.
     """
     namespace: dict[str, Any] = {
         "__builtins__": {},
         "join": b"".join,
-        "len": len,
         "NULL": NULL_BRANCH,
         "VALUE": VALUE_BRANCH,
         "PREFIX": prefix,
         "SUFFIX": suffix,
-        "S": _SMALL_LONG,
-        "SMALL": _SMALL,
-        "L": long_bytes,
-        "TRUE": b"\x01",
-        "FALSE": b"\x00",
-        "EPOCH": _EPOCH,
-        "EPOCH_UTC": _EPOCH_UTC,
-        "EPOCH_ORDINAL": _EPOCH_ORDINAL,
-        "MICROSECOND": _MICROSECOND,
     }
     parts = ["PREFIX"]
     for position, column in enumerate(columns):
-        encoding = _INLINE.get(column.kind)
-        if encoding is None:
-            namespace[f"e{position}"] = column_encoder(column)
-            encoding = f"e{position}(v)"
+        namespace[f"e{position}"] = column_encoder(column)
         if column.nullable:
-            parts.append(f"(NULL if (v := r[{position}]) is None else VALUE + {encoding})")
+            parts.append(f"(NULL if (v := r[{position}]) is None else VALUE + e{position}(v))")
         else:
-            parts.append(f"((v := r[{position}]), {encoding})[1]")
+            parts.append(f"e{position}(r[{position}])")
     parts.append("SUFFIX")
     return eval(f"lambda r: join(({', '.join(parts)},))", namespace)  # noqa: S307 (positions only, no names)

@@ -63,10 +63,11 @@ def export_lineage(
         output_facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(
             rowCount=summary.messages_sent, size=summary.bytes
         )
-    server = assets.connection_server(kafka_conn_id) or kafka_conn_id
+    server = assets.connection_server(kafka_conn_id)  # None: as for the Asset, no made-up namespace
+    outputs = [] if server is None else [OutputDataset(f"kafka://{server}", topic, outputFacets=output_facets)]
     return OperatorLineage(
         inputs=parsed.inputs,
-        outputs=[OutputDataset(namespace=f"kafka://{server}", name=topic, outputFacets=output_facets)],
+        outputs=outputs,
         run_facets=parsed.run_facets,
         job_facets={"sql": SQLJobFacet(query=parser.normalize_sql(statement)), **parsed.job_facets},
     )

@@ -80,7 +80,7 @@ class RegistryValues:
             schema_id = register(client, subject, schema, "AVRO")
             return AvroEncoder(columns, schema, metadata, schema_id)
         schema_id = register(client, subject, json_schema(columns, self.topic, metadata), "JSON")
-        return JsonSchemaEncoder(columns, result.number_text, metadata, schema_id)
+        return JsonSchemaEncoder(columns, metadata, schema_id)
 
 
 def value_format(name: ValueFormatName, *, schema_registry: str | None, topic: str) -> ValueFormat:
@@ -194,7 +194,6 @@ class JsonSchemaEncoder:
     def __init__(
         self,
         columns: Sequence[ColumnType],
-        number_text: frozenset[int],
         metadata: Mapping[str, Any] | None,
         schema_id: int,
     ) -> None:

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 from helpers.airflow_home import airflow_env, metadata_engine
 from helpers.pstt_api_server import free_port, seed
 from helpers.services import BOOTSTRAP
+from helpers.summaries import tried
 
-from pstt_provider.latency import LatencyHistogram
 from pstt_provider.metrics import store
 from pstt_provider.summary import DeliverySummary
 
@@ -42,26 +43,15 @@ def store_try(
     display_name: str = "",
 ) -> DeliverySummary:
     """One stored try, as the API server's writer stores it."""
-    histogram = LatencyHistogram()
-    for _ in range(sent):
-        histogram.record(latency_ms)
     finished = store.utcnow() - timedelta(hours=age_h)
-    summary = DeliverySummary(
-        dag_id="health_dag",
+    summary = replace(
+        tried("health_dag", "health-topic", sent, failed, [latency_ms] * sent),
         run_id=f"run_{finished.isoformat()}",
         task_id="publish",
-        map_index=-1,
-        try_number=1,
-        topic="health-topic",
-        delivery="at_least_once",
         state=state,
         started_at=finished - timedelta(seconds=5),
         finished_at=finished,
-        rows=sent + failed,
-        messages_sent=sent,
-        messages_failed=failed,
         bytes=sent * 100,
-        latency=histogram,
         errors=errors,
         display_name=display_name,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
 from decimal import Decimal
 
 import pytest
@@ -17,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from confluent_kafka import Consumer, TopicPartition
 from helpers.kafka import new_topic
 from helpers.operator_context import RecordingTaskInstance, context_for
+from helpers.pstt_api_server import free_port
 from helpers.schema_registry import SCHEMA_REGISTRY_CONN_ID, client, deserialized
 
 from pstt_provider.exceptions import SchemaCompatibilityError, SchemaRegistryUnavailableError
@@ -79,7 +79,9 @@ def held(pg_conn, sql: str) -> dict[int, dict]:
         return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
 
 
-def publish(sql: str, topic: str, value_format: str, metadata: str = "none", ti=None) -> dict:
+def publish(
+    sql: str, topic: str, value_format: str, metadata: str = "none", ti=None, registry=SCHEMA_REGISTRY_CONN_ID
+) -> dict:
     return SqlToKafkaOperator(
         task_id="publish",
         conn_id="pstt_test_pg",
@@ -88,7 +90,7 @@ def publish(sql: str, topic: str, value_format: str, metadata: str = "none", ti=
         message_key_field="id",
         metadata=metadata,
         value_format=value_format,
-        schema_registry=SCHEMA_REGISTRY_CONN_ID,
+        schema_registry=registry,
     ).execute(context_for(ti or RecordingTaskInstance()))
 
 
@@ -196,23 +198,11 @@ def test_a_new_nullable_column_is_version_two_and_a_retyped_column_is_refused_be
 
 
 def test_an_unreachable_registry_is_retried_and_nothing_is_produced(table, kafka_bootstrap, topic, monkeypatch):
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    nobody = {"conn_type": "http", "host": f"http://127.0.0.1:{port}", "extra": {"max.retries": 0}}
+    nobody = {"conn_type": "http", "host": f"http://127.0.0.1:{free_port()}", "extra": {"max.retries": 0}}
     monkeypatch.setenv("AIRFLOW_CONN_PSTT_NO_REGISTRY", json.dumps(nobody))
-    operator = SqlToKafkaOperator(
-        task_id="publish",
-        conn_id="pstt_test_pg",
-        sql=f"SELECT * FROM {table}",
-        topic=topic,
-        message_key_field="id",
-        value_format="avro",
-        schema_registry="pstt_no_registry",
-    )
 
     with pytest.raises(SchemaRegistryUnavailableError, match=f"unreachable for subject {topic}-value") as raised:
-        operator.execute(context_for(RecordingTaskInstance()))
+        publish(f"SELECT * FROM {table}", topic, "avro", registry="pstt_no_registry")
 
     assert not isinstance(raised.value, AirflowFailException)
     assert end_offset(kafka_bootstrap, topic) == 0
